@@ -1,0 +1,1 @@
+"""Datamodules, datasets in real on-disk formats, batchify functions and samplers."""

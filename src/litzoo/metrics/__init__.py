@@ -1,0 +1,1 @@
+"""Evaluation code that wraps official scorers (pycocotools, sacreBLEU, ...)."""

@@ -1,0 +1,1 @@
+"""litzoo.models."""
