@@ -1,0 +1,111 @@
+"""The `train.py` entry point: Hydra composes the config, `litzoo.platform.runner` runs it.
+
+This module is on the path of `--help` and `--cfg`, so it imports only Hydra and
+OmegaConf; torch, lightning and timm are imported by the runner, after the
+config has been validated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# The checkout holding train.py and conf/ (src/litzoo/platform/cli.py -> parents[3]).
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    """Register litzoo's OmegaConf resolvers. None of them can execute code."""
+    if not OmegaConf.has_resolver("litzoo_root"):
+        OmegaConf.register_new_resolver("litzoo_root", lambda: str(PROJECT_ROOT))
+
+
+def main(config_dir: str | Path = CONFIG_DIR) -> None:
+    """Run `train.py`: compose `conf/train.yaml` with the command line, then train."""
+    import hydra
+
+    register_resolvers()
+    _explain_composition_errors()
+    hydra.main(version_base="1.3", config_path=str(config_dir), config_name="train")(_task_function)()
+
+
+def _task_function(cfg: DictConfig) -> Any:
+    from litzoo.platform.runner import run_from_hydra
+
+    return run_from_hydra(cfg)
+
+
+# --- friendlier composition errors -------------------------------------------------------------
+# Hydra reports a misspelled key or option without suggesting the intended one. Its reporter
+# (`run_and_report`) is wrapped so those messages gain a "Did you mean ...?" line; everything
+# else (and HYDRA_FULL_ERROR=1) behaves exactly as in Hydra.
+
+
+def _explain_composition_errors() -> None:
+    import hydra._internal.utils as hydra_utils
+
+    original = hydra_utils.run_and_report
+    if getattr(original, "_litzoo_wrapped", False):
+        return
+
+    def run_and_report(func: Any) -> Any:
+        def call() -> Any:
+            try:
+                return func()
+            except Exception as error:  # re-raised with a hint, same type
+                hint = suggestion_for(error)
+                if hint is None:
+                    raise
+                raise type(error)(f"{error}\n{hint}") from error.__cause__
+
+        return original(call)
+
+    run_and_report._litzoo_wrapped = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
+def suggestion_for(error: BaseException) -> str | None:
+    """A 'Did you mean ...?' line for Hydra's unknown-key and unknown-option errors, if any."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+
+    message = str(error)
+    if isinstance(error, MissingConfigException) or "Available options in" in message:
+        wanted = re.search(r"Could not find '([^']+)/([^'/]+)'", message)
+        options = re.findall(r"^\t(\S+)$", message, flags=re.MULTILINE)
+        if wanted and options:
+            return _did_you_mean(wanted.group(2), options, prefix=f"{wanted.group(1)}=")
+        return None
+    if not isinstance(error, ConfigCompositionException):
+        return None
+    cause = error.__cause__
+    parent = getattr(cause, "parent_node", None)
+    key = getattr(cause, "key", None)
+    if isinstance(parent, DictConfig) and isinstance(key, str):
+        full_key = getattr(cause, "full_key", key) or key
+        prefix = full_key[: -len(key)] if full_key.endswith(key) else ""
+        return _did_you_mean(key, [str(k) for k in parent], prefix=prefix)
+    wanted = re.search(r"Could not override '([^']+)'", message)
+    if wanted:  # e.g. a misspelled group name: "No match in the defaults list."
+        return _did_you_mean(wanted.group(1), _config_groups(), prefix="")
+    return None
+
+
+def _did_you_mean(word: str, candidates: list[str], prefix: str) -> str | None:
+    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "Did you mean " + " or ".join(f"'{prefix}{c}'" for c in close) + "?"
+
+
+def _config_groups() -> list[str]:
+    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

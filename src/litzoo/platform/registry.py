@@ -1,0 +1,67 @@
+"""The config registry: which models and datasets exist, which tasks they serve, how to build them.
+
+Each `conf/model/*.yaml` and `conf/data/*.yaml` is a registry entry. Besides the
+arguments of its `_target_`, an entry carries metadata for the platform:
+
+- `name`: the entry's name (used in run directory paths and records),
+- `tasks`: the task names it serves (a wrong pairing fails before anything heavy runs),
+- `layout`: for datasets read from a user's directory, the on-disk layout to check.
+
+Task configs carry `name`, `monitor` and `monitor_mode` the same way. `build()`
+strips these keys before instantiating. Reading the registry needs only OmegaConf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+META_KEYS = frozenset({"name", "tasks", "layout", "monitor", "monitor_mode"})
+
+
+def build(cfg: DictConfig | dict, **kwargs: Any) -> Any:
+    """Instantiate a registry entry (`_target_` + arguments), leaving out the platform metadata."""
+    from hydra.utils import instantiate
+
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    arguments = {k: v for k, v in container.items() if k not in META_KEYS}
+    return instantiate(arguments, **kwargs, _convert_="all")
+
+
+def arguments(cfg: DictConfig | dict) -> dict[str, Any]:
+    """The entry as a plain dict without platform metadata (what `build` would instantiate)."""
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    return {k: v for k, v in container.items() if k not in META_KEYS}
+
+
+def group_entries(group: str, config_dirs: Iterable[Path]) -> dict[str, DictConfig]:
+    """All entries of a config group (e.g. "model") found in the given config directories.
+
+    Later directories do not shadow earlier ones: the first directory that has a
+    name wins, as in Hydra's search path.
+    """
+    entries: dict[str, DictConfig] = {}
+    for config_dir in config_dirs:
+        folder = Path(config_dir) / group
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem not in entries:
+                try:
+                    entries[path.stem] = OmegaConf.load(path)
+                except Exception:  # a broken user file must not hide the others
+                    continue
+    return entries
+
+
+def entries_serving(task: str, group: str, config_dirs: Iterable[Path]) -> list[str]:
+    """Names of the entries of `group` whose `tasks` list contains `task`."""
+    found = []
+    for option, entry in group_entries(group, config_dirs).items():
+        tasks = entry.get("tasks") if isinstance(entry, DictConfig) else None
+        if tasks is not None and task in list(tasks):
+            found.append(option)
+    return sorted(found)

@@ -1,0 +1,239 @@
+"""Run orchestration: validate -> record -> build -> fit/test -> record.
+
+`run_from_hydra` is the Hydra task function body. It validates the composed
+config before importing anything heavy, writes `run.json` (status `running`),
+builds the datamodule, task module, loggers, callbacks and Trainer from the
+config, fits and tests, then completes the record, plots the curves and prints
+the results. A user error (`LitzooError`) is shown as one paragraph and exits
+non-zero; any failure keeps its full traceback in `train.log` and marks the run
+`failed` (or `interrupted` on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from litzoo.errors import LitzooError
+from litzoo.platform.record import RunRecord, code_version, environment, reproduce_command
+from litzoo.platform.secrets import redact
+from litzoo.platform.validate import validate
+
+log = logging.getLogger("litzoo")
+
+
+@dataclass
+class RunContext:
+    """Where a run lives and how it was asked for (from Hydra, or built by tests)."""
+
+    run_dir: Path
+    config_dirs: list[Path]
+    overrides: list[str] = field(default_factory=list)
+    user_config_dirs: list[str] = field(default_factory=list)
+    multirun: bool = False
+
+
+@dataclass
+class RunResult:
+    metrics: dict[str, float]
+    best_checkpoint: str | None
+    objective: float | None
+    global_batch_size: int | None = None
+
+
+def global_rank() -> int:
+    """This process's global rank from the launcher's environment (0 when not distributed)."""
+    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return int(os.environ.get("NODE_RANK", 0)) * int(os.environ.get("LOCAL_WORLD_SIZE", 1)) + int(
+        os.environ.get("LOCAL_RANK", 0)
+    )
+
+
+def context_from_hydra() -> RunContext:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    sources = hc.runtime.config_sources
+    return RunContext(
+        run_dir=Path(hc.runtime.output_dir),
+        config_dirs=[Path(s.path) for s in sources if s.schema == "file"],
+        overrides=list(hc.overrides.task),
+        user_config_dirs=[s.path for s in sources if s.provider == "command-line" and s.schema == "file"],
+        multirun=hc.mode == RunMode.MULTIRUN,
+    )
+
+
+def run_from_hydra(cfg: DictConfig) -> float | None:
+    return run(cfg, context_from_hydra())
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> float | None:
+    """Validate, train and/or test as `cfg` says; returns the sweep objective (or None)."""
+    record = RunRecord(ctx.run_dir, enabled=global_rank() == 0)
+    try:
+        validate(cfg, ctx.config_dirs)
+        seed = cfg.seed if cfg.get("seed") is not None else random.SystemRandom().randrange(2**31)
+        root = Path(cfg.paths.root_dir)
+        if record.enabled:
+            _redact_hydra_files(ctx.run_dir)
+            record.start(
+                task=cfg.task.name, model=cfg.model.name, data=cfg.data.name, seed=seed,
+                run_dir=str(ctx.run_dir), overrides=ctx.overrides,
+                reproduce=reproduce_command(root, ctx.overrides, seed, ctx.user_config_dirs),
+                code=code_version(root, ctx.run_dir), environment=environment(),
+                metrics={}, best_checkpoint=None,
+            )
+            from litzoo.platform.console import print_config_tree
+
+            print_config_tree(cfg)
+        result = _fit_and_test(cfg, ctx, seed, record)
+    except BaseException as error:  # every ending is recorded; then exit, or re-raise in a sweep
+        _record_failure(record, error, ctx)
+        raise
+    record.finish("completed", metrics=result.metrics, best_checkpoint=result.best_checkpoint,
+                  environment=environment(), global_batch_size=result.global_batch_size)
+    if record.enabled:
+        _finish_outputs(cfg, ctx, result, record)
+    return result.objective
+
+
+def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord) -> RunResult:
+    import warnings
+
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+
+    from litzoo.platform.registry import build
+
+    if logging.getLogger().handlers:  # Hydra's handlers already show and file Lightning's messages
+        logging.getLogger("lightning").handlers.clear()
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*The number of training batches .* is smaller than.*")
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+    datamodule = build(cfg.data)
+    task = build(
+        cfg.task,
+        _recursive_=False,  # the task instantiates its model/optim/sched configs itself
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        data_info=datamodule.info(),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        sched=OmegaConf.to_container(cfg.sched, resolve=True) if cfg.get("sched") else None,
+    )
+    callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values() if c]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+
+    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+    log.info("Batch size: %d per device x %d device(s) x %d accumulation = %d global",
+             cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
+    record.update(global_batch_size=global_batch)
+
+    best, objective = None, None
+    if cfg.train:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        _raise_if_interrupted(trainer)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
+        objective = _objective(cfg, trainer)
+        record.update(best_checkpoint=best or None)
+    metrics: dict[str, float] = {}
+    if cfg.test:
+        ckpt = (best or None) if cfg.train else cfg.ckpt_path
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        _raise_if_interrupted(trainer)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        if not cfg.train:
+            best = str(Path(cfg.ckpt_path).expanduser().resolve())
+    return RunResult(metrics=metrics, best_checkpoint=best or None, objective=objective,
+                     global_batch_size=global_batch)
+
+
+def _objective(cfg: DictConfig, trainer: Any) -> float | None:
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    value = trainer.callback_metrics.get(name)
+    if value is None:
+        from litzoo.errors import ConfigError
+
+        known = ", ".join(sorted(trainer.callback_metrics)) or "none"
+        raise ConfigError(f"optimized_metric={name} was never logged. Logged metrics: {known}.")
+    return float(value)
+
+
+def _raise_if_interrupted(trainer: Any) -> None:
+    if getattr(trainer, "interrupted", False):
+        raise KeyboardInterrupt
+
+
+def _finish_outputs(cfg: DictConfig, ctx: RunContext, result: RunResult, record: RunRecord) -> None:
+    from litzoo.platform.console import print_results
+    from litzoo.platform.plots import plot_curves
+
+    try:
+        plot = plot_curves(ctx.run_dir / "metrics.csv", ctx.run_dir / "curves.png")
+    except Exception:  # a plot is a convenience; never fail a finished run over it
+        log.warning("Could not plot the training curves", exc_info=True)
+        plot = None
+    print_results(
+        f"{cfg.task.name} / {cfg.model.name} / {cfg.data.name}: test metrics",
+        result.metrics,
+        {"Run directory": ctx.run_dir, "Best checkpoint": result.best_checkpoint, "Curves": plot,
+         "Reproduce": record.data.get("reproduce")},
+    )
+
+
+def _redact_hydra_files(run_dir: Path) -> None:
+    """Rewrite Hydra's saved configs without credentials (they are written before we run)."""
+    for path in (run_dir / ".hydra").glob("*.yaml"):
+        original = OmegaConf.load(path)
+        cleaned = redact(OmegaConf.to_container(original, resolve=False))
+        if cleaned != OmegaConf.to_container(original, resolve=False):
+            OmegaConf.save(OmegaConf.create(cleaned), path)
+
+
+def _log_to_file_only(message: str) -> None:
+    """Write to train.log but not the terminal (which gets one paragraph instead of a traceback)."""
+    record = logging.LogRecord("litzoo", logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) -> None:
+    interrupted = isinstance(error, KeyboardInterrupt) or (
+        isinstance(error, SystemExit) and error.code not in (0, None)
+    )
+    status = "interrupted" if interrupted else "failed"
+    message = str(error) if isinstance(error, LitzooError) else f"{type(error).__name__}: {error}"
+    _log_to_file_only("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    if record.data:  # a run.json exists: mark it
+        record.finish(status, error=None if interrupted else message)
+    else:
+        record.start(status=status, run_dir=str(ctx.run_dir), overrides=ctx.overrides,
+                     error=None if interrupted else message)
+    if ctx.multirun and not interrupted:
+        return  # re-raised: Hydra records the failed job and the sweep goes on
+    if interrupted:
+        log.warning("Run interrupted; its record is in %s", ctx.run_dir)
+        sys.exit(130)
+    if isinstance(error, LitzooError):
+        _log_to_file_only(message)
+        print(f"\nError: {message}\n(run directory: {ctx.run_dir})", file=sys.stderr)
+        sys.exit(error.exit_code)
+    _log_to_file_only(f"Run failed: {message}")
+    print(f"\nError: the run failed with {message}\nThe full traceback is in {ctx.run_dir / 'train.log'}",
+          file=sys.stderr)
+    sys.exit(1)
+

@@ -1,0 +1,97 @@
+"""Image classification: cross-entropy over a timm backbone, top-1/top-5 accuracy.
+
+The GluonCV "bag of tricks" are switches of this task: label smoothing,
+mixup/cutmix (timm's `Mixup`), no weight decay on norms and biases and weight
+EMA (both from `TaskModule`); the cosine schedule with warmup is `sched=cosine`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from litzoo.platform.registry import build
+from litzoo.tasks.base import TaskModule
+
+
+class ClassificationTask(TaskModule):
+    """Classify images into `data_info["num_classes"]` classes.
+
+    Args:
+        model: the model config entry (`_target_` + arguments); built here with the data's
+            `num_classes`, `in_chans` and `image_size`.
+        data_info: what the datamodule says about the data (`num_classes`, `in_chans`,
+            `image_size`, `class_names`).
+        optim, sched, no_decay_norm_bias, ema_decay: see `TaskModule`.
+        label_smoothing: smoothing of the one-hot training targets.
+        mixup_alpha, cutmix_alpha, mix_prob: timm `Mixup` settings; 0 alphas disable mixing.
+    """
+
+    def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
+                 label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+                 mix_prob: float = 1.0, no_decay_norm_bias: bool = True, ema_decay: float | None = None) -> None:
+        super().__init__(optim, sched, no_decay_norm_bias, ema_decay)
+        self.save_hyperparameters()
+        self.num_classes = int(data_info["num_classes"])
+        self.net = build(model, num_classes=self.num_classes, in_chans=int(data_info["in_chans"]),
+                         image_size=int(data_info["image_size"]))
+        self.init_ema()
+
+        self.mixup = None
+        if mixup_alpha > 0 or cutmix_alpha > 0:
+            from timm.data import Mixup
+
+            self.mixup = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=mix_prob,
+                               label_smoothing=label_smoothing, num_classes=self.num_classes)
+        self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.eval_criterion = nn.CrossEntropyLoss()
+
+        top5 = min(5, self.num_classes)
+        metrics = MetricCollection({
+            "acc_top1": MulticlassAccuracy(self.num_classes, top_k=1, average="micro"),
+            "acc_top5": MulticlassAccuracy(self.num_classes, top_k=top5, average="micro"),
+        })
+        self.train_acc = MulticlassAccuracy(self.num_classes, top_k=1, average="micro")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.eval_net(images)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        if self.mixup is not None:
+            if len(images) % 2:  # timm's Mixup pairs samples: drop one from an odd batch
+                images, labels = images[:-1], labels[:-1]
+            images, soft_targets = self.mixup(images, labels)
+            logits = self.net(images)
+            loss = torch.sum(-soft_targets * torch.log_softmax(logits, dim=-1), dim=-1).mean()
+        else:
+            logits = self.net(images)
+            loss = self.train_criterion(logits, labels)
+            self.train_acc(logits, labels)
+            self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+        images, labels = batch
+        logits = self.eval_net(images)
+        loss = self.eval_criterion(logits, labels)
+        metrics(logits, labels)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(images), sync_dist=True)
+        self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.eval_net(images).softmax(dim=-1)
