@@ -120,6 +120,8 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
         logging.getLogger("lightning").handlers.clear()
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*The number of training batches .* is smaller than.*")
+    # The run directory always holds .hydra/ and run.json before the CSV logger starts.
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty.*")
     pl.seed_everything(seed, workers=True, verbose=False)
 
     datamodule = build(cfg.data)
@@ -140,6 +142,14 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
              cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
     record.update(global_batch_size=global_batch)
 
+    try:
+        return _fit_then_test(cfg, trainer, task, datamodule, global_batch, record)
+    finally:
+        _close_wandb()
+
+
+def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, global_batch: int,
+                   record: RunRecord) -> RunResult:
     best, objective = None, None
     if cfg.train:
         trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -157,6 +167,13 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
             best = str(Path(cfg.ckpt_path).expanduser().resolve())
     return RunResult(metrics=metrics, best_checkpoint=best or None, objective=objective,
                      global_batch_size=global_batch)
+
+
+def _close_wandb() -> None:
+    """End the W&B run (Lightning leaves it open), so the next run in this process starts its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def _objective(cfg: DictConfig, trainer: Any) -> float | None:

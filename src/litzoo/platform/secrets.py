@@ -60,6 +60,6 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
         }
     if isinstance(obj, (list, tuple)):
         return [redact(v, secrets) for v in obj]
-    if isinstance(obj, str):
-        return redact_text(obj, secrets)
+    if isinstance(obj, str):  # also catches `key=value` overrides stored as strings
+        return redact_override(obj, secrets)
     return obj
