@@ -181,6 +181,35 @@ def test_fixed_bucket_sampler_uses_scheme_keys_and_ratio_formula():
     assert exp.bucket_keys == [25, 41, 59, 78, 100]
 
 
+def test_samplers_from_hydra_config():
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(
+        {
+            "fixed": {
+                "_target_": "litzoo.datamodules.samplers.FixedBucketSampler",
+                "_partial_": True,
+                "batch_size": 2,
+                "bucket_keys": [[4, 4], [9, 9]],
+                "shuffle": True,
+                "seed": 3,
+            },
+            "exp": {
+                "_target_": "litzoo.datamodules.samplers.FixedBucketSampler",
+                "_partial_": True,
+                "batch_size": 4,
+                "num_buckets": 4,
+                "bucket_scheme": {"name": "exp", "bucket_len_step": 2.0},
+            },
+        }
+    )
+    built = instantiate(cfg)
+    fixed = built.fixed([(1, 2), (8, 3), (4, 4), (2, 9)])
+    assert fixed.bucket_keys == [(4, 4), (9, 9)] and fixed.bucket_counts == [2, 2]
+    assert built.exp(list(range(1, 17))).bucket_keys == [2, 4, 8, 16]
+
+
 # ============================================================================ GluonNLP equivalence
 
 

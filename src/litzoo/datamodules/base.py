@@ -25,13 +25,15 @@ class BaseDataModule(pl.LightningDataModule):
         pin_memory: page-locked host memory for faster host-to-GPU copies.
         persistent_workers: keep workers alive between epochs (when num_workers > 0).
         eval_batch_size: batch size for val/test (defaults to batch_size).
+        seed: the run's seed (the platform passes it), for shuffling and sampling.
     """
 
     collate_fn: Callable[[list[Any]], Any] | None = None
 
     def __init__(self, batch_size: int, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = True, eval_batch_size: int | None = None) -> None:
+                 persistent_workers: bool = True, eval_batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()
+        self.seed = seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -44,6 +46,10 @@ class BaseDataModule(pl.LightningDataModule):
     def info(self) -> dict[str, Any]:
         """What the task needs to know to build its model (e.g. num_classes); cheap to call."""
         raise NotImplementedError
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """Trainer arguments this datamodule needs (e.g. its own distributed sampling)."""
+        return {}
 
     def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
         if dataset is None:

@@ -8,8 +8,11 @@ config has been validated.
 from __future__ import annotations
 
 import difflib
+import json
+import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,31 @@ def main(config_dir: str | Path = CONFIG_DIR) -> None:
 
     register_resolvers()
     _explain_composition_errors()
+    sys.argv = ddp_child_argv(sys.argv, os.environ)
     hydra.main(version_base="1.3", config_path=str(config_dir), config_name="train")(_task_function)()
+
+
+# Environment variable through which a run tells the processes Lightning starts for the other
+# ranks which job they belong to (set by the runner of global rank 0, inherited by the children).
+JOB_ENV = "LITZOO_JOB"
+
+
+def ddp_child_argv(argv: list[str], environ: Mapping[str, str]) -> list[str]:
+    """The command line a DDP child process should run: exactly its parent's job.
+
+    Lightning starts ranks 1..N-1 by re-running the parent's command line. In a sweep
+    (`-m a=1,2`) that line would start a whole new sweep in another directory (Lightning
+    #11300). A child instead composes the parent job's own overrides and writes into the
+    parent's run directory; Lightning's per-rank job name and `hydra.output_subdir=null`
+    are kept, so the child logs to `<run_dir>/train_ddp_process_<rank>.log`.
+    """
+    job = environ.get(JOB_ENV)
+    if not job or environ.get("LOCAL_RANK", "0") == "0":
+        return argv
+    spec = json.loads(job)
+    kept = [a for a in argv[1:] if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
+    config_dirs = [f"--config-dir={d}" for d in spec.get("config_dirs", [])]
+    return [argv[0], *config_dirs, *spec["overrides"], f"hydra.run.dir={spec['run_dir']}", *kept]
 
 
 def _task_function(cfg: DictConfig) -> Any:

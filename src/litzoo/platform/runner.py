@@ -11,6 +11,7 @@ non-zero; any failure keeps its full traceback in `train.log` and marks the run
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -23,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from litzoo.errors import LitzooError
+from litzoo.platform.cli import JOB_ENV
 from litzoo.platform.record import RunRecord, code_version, environment, reproduce_command
 from litzoo.platform.secrets import redact
 from litzoo.platform.validate import validate
@@ -81,6 +83,9 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
 def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     """Validate, train and/or test as `cfg` says; returns the sweep objective (or None)."""
     record = RunRecord(ctx.run_dir, enabled=global_rank() == 0)
+    if record.enabled:  # what the DDP children of this job must run (see cli.ddp_child_argv)
+        os.environ[JOB_ENV] = json.dumps({"run_dir": str(ctx.run_dir), "overrides": ctx.overrides,
+                                          "config_dirs": ctx.user_config_dirs})
     try:
         validate(cfg, ctx.config_dirs)
         seed = cfg.seed if cfg.get("seed") is not None else random.SystemRandom().randrange(2**31)
@@ -98,8 +103,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
 
             print_config_tree(cfg)
         result = _fit_and_test(cfg, ctx, seed, record)
-    except BaseException as error:  # every ending is recorded; then exit, or re-raise in a sweep
+    except BaseException as error:  # every ending is recorded, then exits (or, in a sweep, returns)
         _record_failure(record, error, ctx)
+        if ctx.multirun:  # the sweep goes on; NaN tells an optimizing sweeper the trial failed
+            return float("nan") if cfg.get("optimized_metric") else None
         raise
     record.finish("completed", metrics=result.metrics, best_checkpoint=result.best_checkpoint,
                   environment=environment(), global_batch_size=result.global_batch_size)
@@ -115,6 +122,7 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     from hydra.utils import instantiate
 
     from litzoo.platform.registry import build
+    from litzoo.platform.scaling import resolve_precision, scale_learning_rate
 
     if logging.getLogger().handlers:  # Hydra's handlers already show and file Lightning's messages
         logging.getLogger("lightning").handlers.clear()
@@ -124,28 +132,35 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty.*")
     pl.seed_everything(seed, workers=True, verbose=False)
 
-    datamodule = build(cfg.data)
+    datamodule = build(cfg.data, seed=seed)
+    callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):  # honour the switch instead of refusing it
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
+    loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values() if c]
+    precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator", "auto"))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      precision=precision, **datamodule.trainer_kwargs(), _convert_="all")
+
+    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+    log.info("Batch size: %d per device x %d device(s) x %d accumulation = %d global",
+             cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
+    record.update(global_batch_size=global_batch, precision=str(precision))
+
     task = build(
         cfg.task,
         _recursive_=False,  # the task instantiates its model/optim/sched configs itself
         model=OmegaConf.to_container(cfg.model, resolve=True),
         data_info=datamodule.info(),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        optim=scale_learning_rate(OmegaConf.to_container(cfg.optim, resolve=True), global_batch),
         sched=OmegaConf.to_container(cfg.sched, resolve=True) if cfg.get("sched") else None,
     )
-    callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values() if c]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
 
-    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
-    log.info("Batch size: %d per device x %d device(s) x %d accumulation = %d global",
-             cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
-    record.update(global_batch_size=global_batch)
-
+    launcher_env = {k: os.environ.get(k) for k in _LAUNCHER_VARIABLES}
     try:
         return _fit_then_test(cfg, trainer, task, datamodule, global_batch, record)
     finally:
         _close_wandb()
+        _end_distributed(launcher_env)
 
 
 def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, global_batch: int,
@@ -167,6 +182,28 @@ def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, gl
             best = str(Path(cfg.ckpt_path).expanduser().resolve())
     return RunResult(metrics=metrics, best_checkpoint=best or None, objective=objective,
                      global_batch_size=global_batch)
+
+
+# Set by Lightning's launcher in the parent process when it starts the other ranks.
+_LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def _end_distributed(launcher_env: dict[str, str | None]) -> None:
+    """Leave the process as it was before the run, so the next job of a sweep can start its own ranks.
+
+    Lightning keeps the process group and sets LOCAL_RANK & co. in the parent; a second
+    DDP job in the same process would then reuse a dead group, or believe its ranks were
+    started externally and wait for them forever.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for name, value in launcher_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _close_wandb() -> None:
@@ -241,7 +278,8 @@ def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) ->
         record.start(status=status, run_dir=str(ctx.run_dir), overrides=ctx.overrides,
                      error=None if interrupted else message)
     if ctx.multirun and not interrupted:
-        return  # re-raised: Hydra records the failed job and the sweep goes on
+        log.error("Job failed: %s (details in %s)", message, ctx.run_dir / "train.log")
+        return
     if interrupted:
         log.warning("Run interrupted; its record is in %s", ctx.run_dir)
         sys.exit(130)

@@ -1,0 +1,44 @@
+"""Settings that depend on the hardware a run lands on: precision and batch-size-scaled learning rate."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("litzoo")
+
+# Keys of the `optim` config that describe the scaling rule rather than the optimizer.
+SCALING_KEYS = ("lr_scaling", "base_batch_size")
+
+
+def resolve_precision(precision: Any, accelerator: str) -> Any:
+    """`auto` -> bf16-mixed on GPUs that support it, fp16-mixed on other GPUs, fp32 on CPU."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def scale_learning_rate(optim: dict[str, Any], global_batch_size: int) -> dict[str, Any]:
+    """The optimizer config with `lr` scaled by the linear rule, as GluonCV trained with.
+
+    With `lr_scaling: linear`, `lr` is the rate for `base_batch_size` samples per step and
+    becomes `lr * global_batch_size / base_batch_size` (Goyal et al. 2017). The scaling
+    keys are removed, so the result instantiates the optimizer directly.
+    """
+    optim = dict(optim)
+    rule = optim.pop("lr_scaling", None)
+    base = optim.pop("base_batch_size", 256)
+    if rule in (None, "none", False):
+        return optim
+    if rule != "linear":
+        from litzoo.errors import ConfigError
+
+        raise ConfigError(f"optim.lr_scaling={rule!r} is not known; use linear or none.")
+    scaled = optim["lr"] * global_batch_size / base
+    log.info("Linear lr scaling: %g x %d / %d = %g", optim["lr"], global_batch_size, base, scaled)
+    optim["lr"] = scaled
+    return optim
