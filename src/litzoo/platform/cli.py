@@ -36,6 +36,7 @@ def main(config_dir: str | Path = CONFIG_DIR) -> None:
     register_resolvers()
     _explain_composition_errors()
     sys.argv = ddp_child_argv(sys.argv, os.environ)
+    sys.argv = _resume_argv(sys.argv, Path(config_dir))
     hydra.main(version_base="1.3", config_path=str(config_dir), config_name="train")(_task_function)()
 
 
@@ -52,14 +53,72 @@ def ddp_child_argv(argv: list[str], environ: Mapping[str, str]) -> list[str]:
     #11300). A child instead composes the parent job's own overrides and writes into the
     parent's run directory; Lightning's per-rank job name and `hydra.output_subdir=null`
     are kept, so the child logs to `<run_dir>/train_ddp_process_<rank>.log`.
+
+    Ranks started by another launcher run the user's command line as it is: torchrun's
+    workers, SLURM tasks started with srun, the processes of other nodes (NODE_RANK > 0)
+    and their Lightning children. Those other than global rank 0 get a rank-suffixed job
+    name (`train_rank<R>.log`, or `train_node<N>_process_<L>.log` where only the node and
+    local rank are known) and no `.hydra/` copy, so they share rank 0's run directory
+    without writing into its log or over its (redacted) configs.
     """
     job = environ.get(JOB_ENV)
-    if not job or environ.get("LOCAL_RANK", "0") == "0":
+    if job and environ.get("LOCAL_RANK", "0") != "0":
+        spec = json.loads(job)
+        kept = [a for a in argv[1:] if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
+        config_dirs = [f"--config-dir={d}" for d in spec.get("config_dirs", [])]
+        return [argv[0], *config_dirs, *spec["overrides"], f"hydra.run.dir={spec['run_dir']}", *kept]
+    name = _launched_rank_job_name(environ)
+    if name is None:
         return argv
-    spec = json.loads(job)
-    kept = [a for a in argv[1:] if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
-    config_dirs = [f"--config-dir={d}" for d in spec.get("config_dirs", [])]
-    return [argv[0], *config_dirs, *spec["overrides"], f"hydra.run.dir={spec['run_dir']}", *kept]
+    rest = [a for a in argv[1:] if not a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
+    return [argv[0], *rest, f"hydra.job.name={name}", "hydra.output_subdir=null"]
+
+
+def child_job_name(local_rank: int, environ: Mapping[str, str]) -> str:
+    """The job name (log file stem) of local rank `local_rank` started by Lightning on this node."""
+    node = _env_int(environ, "NODE_RANK") or _env_int(environ, "GROUP_RANK") or 0
+    return f"train_ddp_process_{local_rank}" if node == 0 else f"train_node{node}_process_{local_rank}"
+
+
+def _launched_rank_job_name(environ: Mapping[str, str]) -> str | None:
+    """The job name of a process started by an external launcher that is not global rank 0, else None."""
+    for variable in ("RANK", "SLURM_PROCID"):  # torchrun, srun: the global rank is known
+        rank = _env_int(environ, variable)
+        if rank is not None:
+            return f"train_rank{rank}" if rank > 0 else None
+    node = _env_int(environ, "NODE_RANK") or 0
+    local_rank = _env_int(environ, "LOCAL_RANK") or 0
+    return child_job_name(local_rank, environ) if node > 0 or local_rank > 0 else None
+
+
+def _env_int(environ: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(environ[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _resume_argv(argv: list[str], config_dir: Path) -> list[str]:
+    from litzoo.errors import LitzooError
+    from litzoo.platform.resume import resume_argv
+
+    def compose(overrides: list[str], config_dirs: list[str]) -> DictConfig:
+        from hydra import compose as hydra_compose
+        from hydra import initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+
+        search = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in config_dirs)}]"]
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
+            cfg = hydra_compose("train", overrides=[*overrides, *(search if config_dirs else [])])
+        GlobalHydra.instance().clear()
+        return cfg
+
+    try:
+        return resume_argv(argv, compose)
+    except LitzooError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
 
 
 def _task_function(cfg: DictConfig) -> Any:

@@ -136,6 +136,13 @@ class RunRecord:
         self.data = {"status": "running", "started_at": now_iso(), "ended_at": None, **fields}
         self._write()
 
+    def resume(self, previous: dict[str, Any], **fields: Any) -> None:
+        """Continue the record of an earlier, unfinished run of this directory."""
+        resumes = [*previous.get("resumes", []), {"at": now_iso(), "previous_status": previous.get("status")}]
+        self.data = {**previous, "status": "running", "ended_at": None, "error": None, "resumes": resumes,
+                     **fields}
+        self._write()
+
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
         self._write()

@@ -23,16 +23,22 @@ META_KEYS = frozenset({"name", "tasks", "layout", "monitor", "monitor_mode"})
 
 
 def build(cfg: DictConfig | dict, **kwargs: Any) -> Any:
-    """Instantiate a registry entry (`_target_` + arguments), leaving out the platform metadata."""
+    """Instantiate a registry entry (`_target_` + arguments), leaving out the platform metadata.
+
+    Its targets are checked against the allowlist first (`litzoo.platform.trust`), also when
+    the entry comes from a checkpoint's hyper-parameters rather than a composed config.
+    """
     from hydra.utils import instantiate
 
-    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    arguments = {k: v for k, v in container.items() if k not in META_KEYS}
+    from litzoo.platform.trust import check_targets
+
+    arguments = _plain(cfg)
+    check_targets(arguments, resolve=True)
     return instantiate(arguments, **kwargs, _convert_="all")
 
 
-def arguments(cfg: DictConfig | dict) -> dict[str, Any]:
-    """The entry as a plain dict without platform metadata (what `build` would instantiate)."""
+def _plain(cfg: DictConfig | dict) -> dict[str, Any]:
+    """The entry as a plain dict without platform metadata (what `build` instantiates)."""
     container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     return {k: v for k, v in container.items() if k not in META_KEYS}
 

@@ -24,8 +24,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from litzoo.errors import LitzooError
+from litzoo.platform import trust
 from litzoo.platform.cli import JOB_ENV
 from litzoo.platform.record import RunRecord, code_version, environment, reproduce_command
+from litzoo.platform.resume import config_fingerprint, process_alive, read_record
 from litzoo.platform.secrets import redact
 from litzoo.platform.validate import validate
 
@@ -82,27 +84,25 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
 
 def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     """Validate, train and/or test as `cfg` says; returns the sweep objective (or None)."""
+    trust.SESSION = trust.Trust.from_overrides(ctx.overrides)
     record = RunRecord(ctx.run_dir, enabled=global_rank() == 0)
     if record.enabled:  # what the DDP children of this job must run (see cli.ddp_child_argv)
         os.environ[JOB_ENV] = json.dumps({"run_dir": str(ctx.run_dir), "overrides": ctx.overrides,
                                           "config_dirs": ctx.user_config_dirs})
     try:
-        validate(cfg, ctx.config_dirs)
-        seed = cfg.seed if cfg.get("seed") is not None else random.SystemRandom().randrange(2**31)
-        root = Path(cfg.paths.root_dir)
+        validate(cfg, ctx.config_dirs, trust.SESSION)
+        previous = read_record(ctx.run_dir)
+        resuming = _resumes(cfg, previous)
+        seed = previous["seed"] if resuming else cfg.seed
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
         if record.enabled:
             _redact_hydra_files(ctx.run_dir)
-            record.start(
-                task=cfg.task.name, model=cfg.model.name, data=cfg.data.name, seed=seed,
-                run_dir=str(ctx.run_dir), overrides=ctx.overrides,
-                reproduce=reproduce_command(root, ctx.overrides, seed, ctx.user_config_dirs),
-                code=code_version(root, ctx.run_dir), environment=environment(),
-                metrics={}, best_checkpoint=None,
-            )
+            _start_record(record, cfg, ctx, seed, previous if resuming else None)
             from litzoo.platform.console import print_config_tree
 
             print_config_tree(cfg)
-        result = _fit_and_test(cfg, ctx, seed, record)
+        result = _fit_and_test(cfg, ctx, seed, record, previous if resuming else None)
     except BaseException as error:  # every ending is recorded, then exits (or, in a sweep, returns)
         _record_failure(record, error, ctx)
         if ctx.multirun:  # the sweep goes on; NaN tells an optimizing sweeper the trial failed
@@ -115,12 +115,43 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     return result.objective
 
 
-def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord) -> RunResult:
+def _resumes(cfg: DictConfig, previous: dict[str, Any]) -> bool:
+    """Continue the run already in this directory? Asked for (resume=...), or a requeued job
+    (SLURM/submitit re-run the same job in the same directory) whose run did not finish."""
+    if cfg.get("resume"):
+        return bool(previous)
+    requeued = previous.get("status") in ("running", "interrupted") and not process_alive(previous)
+    if requeued and previous.get("config_hash") == config_fingerprint(cfg):
+        log.info("This run directory holds an unfinished run of the same config: resuming it in place")
+        return True
+    return False
+
+
+def _start_record(record: RunRecord, cfg: DictConfig, ctx: RunContext, seed: int,
+                  previous: dict[str, Any] | None) -> None:
+    identity = {"pid": os.getpid(), "config_hash": config_fingerprint(cfg)}
+    if previous is not None:
+        record.resume(previous, **identity)
+        return
+    root = Path(cfg.paths.root_dir)
+    record.start(
+        task=cfg.task.name, model=cfg.model.name, data=cfg.data.name, seed=seed,
+        run_dir=str(ctx.run_dir), overrides=ctx.overrides, user_config_dirs=ctx.user_config_dirs,
+        reproduce=reproduce_command(root, ctx.overrides, seed, ctx.user_config_dirs),
+        code=code_version(root, ctx.run_dir), environment=environment(),
+        metrics={}, best_checkpoint=None, **identity,
+    )
+
+
+def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord,
+                  previous: dict[str, Any] | None) -> RunResult:
     import warnings
 
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
+    from litzoo.platform.checkpointing import AtomicCheckpointIO
+    from litzoo.platform.guards import NonFiniteGuard, PreemptionCheckpoint, ResumeState
     from litzoo.platform.registry import build
     from litzoo.platform.scaling import resolve_precision, scale_learning_rate
 
@@ -130,21 +161,36 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     warnings.filterwarnings("ignore", message=r".*The number of training batches .* is smaller than.*")
     # The run directory always holds .hydra/ and run.json before the CSV logger starts.
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty.*")
+    trust.check_targets(OmegaConf.to_container(cfg, resolve=True), resolve=True)  # aliases, before building
     pl.seed_everything(seed, workers=True, verbose=False)
 
+    checkpoint_dir = ctx.run_dir / "checkpoints"
+    resume = _resume_point(checkpoint_dir) if previous is not None else None
+    if record.enabled:
+        _probe_writable(checkpoint_dir)
+        if previous is not None:
+            record.data["resumes"][-1].update(checkpoint=str(resume.path) if resume else None,
+                                              step=resume.step if resume else 0)
+            record.update()
+
     datamodule = build(cfg.data, seed=seed)
+    guard = NonFiniteGuard(cfg.get("nonfinite", "stop"))
+    preemption = PreemptionCheckpoint(checkpoint_dir)
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
     if not cfg.trainer.get("enable_progress_bar", True):  # honour the switch instead of refusing it
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-    loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values() if c]
+    callbacks += [ResumeState(), preemption, guard]
+    loggers = [instantiate(c, _convert_="all", **_logger_resume_kwargs(c, previous, resume))
+               for c in (cfg.get("logger") or {}).values() if c]
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator", "auto"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                      precision=precision, **datamodule.trainer_kwargs(), _convert_="all")
+                                      precision=precision, plugins=[AtomicCheckpointIO()],
+                                      **datamodule.trainer_kwargs(), _convert_="all")
 
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     log.info("Batch size: %d per device x %d device(s) x %d accumulation = %d global",
              cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
-    record.update(global_batch_size=global_batch, precision=str(precision))
+    record.update(global_batch_size=global_batch, precision=str(precision), **_logger_ids(loggers))
 
     task = build(
         cfg.task,
@@ -154,20 +200,27 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
         optim=scale_learning_rate(OmegaConf.to_container(cfg.optim, resolve=True), global_batch),
         sched=OmegaConf.to_container(cfg.sched, resolve=True) if cfg.get("sched") else None,
     )
+    if record.enabled:
+        _check_disk_space(checkpoint_dir, task)
 
     launcher_env = {k: os.environ.get(k) for k in _LAUNCHER_VARIABLES}
+    start_from = str(resume.path) if resume else cfg.get("ckpt_path")
     try:
-        return _fit_then_test(cfg, trainer, task, datamodule, global_batch, record)
+        return _fit_then_test(cfg, trainer, task, datamodule, global_batch, record, start_from)
     finally:
+        if guard.skipped:
+            record.update(nonfinite_skipped_steps=guard.skipped)
+        if preemption.saved:
+            record.update(last_checkpoint=str(preemption.saved))
         _close_wandb()
         _end_distributed(launcher_env)
 
 
 def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, global_batch: int,
-                   record: RunRecord) -> RunResult:
+                   record: RunRecord, start_from: str | None) -> RunResult:
     best, objective = None, None
     if cfg.train:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(task, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
         _raise_if_interrupted(trainer)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         objective = _objective(cfg, trainer)
@@ -182,6 +235,84 @@ def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, gl
             best = str(Path(cfg.ckpt_path).expanduser().resolve())
     return RunResult(metrics=metrics, best_checkpoint=best or None, objective=objective,
                      global_batch_size=global_batch)
+
+
+@dataclass
+class ResumePoint:
+    path: Path
+    step: int  # the logging step the checkpoint was taken at (later steps are logged again)
+    state: dict[str, Any]  # what litzoo's ResumeState callback stored in the checkpoint
+
+
+def _resume_point(checkpoint_dir: Path) -> ResumePoint | None:
+    from litzoo.platform.checkpointing import load_checkpoint_file, newest_intact_checkpoint
+
+    path = newest_intact_checkpoint(checkpoint_dir)
+    if path is None:
+        log.warning("No intact checkpoint in %s: the run starts again from the beginning, in place",
+                    checkpoint_dir)
+        return None
+    checkpoint = load_checkpoint_file(path)
+    loops = checkpoint.get("loops", {})
+    step = loops.get("fit_loop", {}).get("epoch_loop.state_dict", {}).get("_batches_that_stepped", 0)
+    log.info("Resuming from %s (step %d)", path, step)
+    return ResumePoint(path, int(step), checkpoint.get("litzoo", {}))
+
+
+def _logger_resume_kwargs(logger_cfg: Any, previous: dict[str, Any] | None,
+                          resume: ResumePoint | None) -> dict[str, Any]:
+    """Arguments that make a logger continue the run it logged before (same files, same run id)."""
+    target = str(logger_cfg.get("_target_", ""))
+    if previous is None:
+        return {}
+    if target.endswith("RunCSVLogger"):
+        state = resume.state if resume else {}
+        return {"resume_rows": state.get("csv_rows", 0), "pending_row": state.get("csv_pending_row")}
+    if target.endswith("TensorBoardLogger"):
+        return {"purge_step": resume.step + 1 if resume else 0}
+    if target.endswith("WandbLogger") and previous.get("wandb_run_id"):
+        return {"id": previous["wandb_run_id"], "resume": "allow"}
+    return {}
+
+
+def _logger_ids(loggers: list[Any]) -> dict[str, str]:
+    ids = {}
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            ids["wandb_run_id"] = str(logger.version)
+    return ids
+
+
+def _probe_writable(folder: Path) -> None:
+    """Fail before training if checkpoints cannot be written where they go."""
+    from litzoo.errors import CheckpointError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as error:
+        raise CheckpointError(
+            f"Cannot write checkpoints to {folder}: {error.strerror or error}. Choose a writable location "
+            "with hydra.run.dir=<dir> (or paths.log_dir=<dir>)."
+        ) from error
+
+
+def _check_disk_space(folder: Path, task: Any) -> None:
+    """Fail before training if the disk cannot hold a few checkpoints of this model."""
+    import shutil
+
+    from litzoo.errors import CheckpointError
+
+    weights = sum(p.numel() * p.element_size() for p in task.parameters())
+    needed = 3 * weights * 3  # weights + optimizer state (~2x), a few files kept
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise CheckpointError(
+            f"Only {free / 2**20:.0f} MiB free in {folder}, but this model's checkpoints need about "
+            f"{needed / 2**20:.0f} MiB. Free some space or write the run elsewhere with hydra.run.dir=<dir>."
+        )
 
 
 # Set by Lightning's launcher in the parent process when it starts the other ranks.
@@ -265,8 +396,14 @@ def _log_to_file_only(message: str) -> None:
             handler.handle(record)
 
 
+def _is_signal_stop(error: BaseException) -> bool:
+    lightning = sys.modules.get("lightning.pytorch.utilities.exceptions")
+    return lightning is not None and isinstance(error, lightning.SIGTERMException)
+
+
 def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) -> None:
-    interrupted = isinstance(error, KeyboardInterrupt) or (
+    preempted = _is_signal_stop(error)
+    interrupted = preempted or isinstance(error, KeyboardInterrupt) or (
         isinstance(error, SystemExit) and error.code not in (0, None)
     )
     status = "interrupted" if interrupted else "failed"
@@ -281,8 +418,8 @@ def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) ->
         log.error("Job failed: %s (details in %s)", message, ctx.run_dir / "train.log")
         return
     if interrupted:
-        log.warning("Run interrupted; its record is in %s", ctx.run_dir)
-        sys.exit(130)
+        log.warning("Run interrupted; continue it with `python train.py resume=%s`", ctx.run_dir)
+        sys.exit(143 if preempted else 130)
     if isinstance(error, LitzooError):
         _log_to_file_only(message)
         print(f"\nError: {message}\n(run directory: {ctx.run_dir})", file=sys.stderr)

@@ -13,10 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from litzoo.errors import ConfigError
 from litzoo.platform.registry import entries_serving
+from litzoo.platform.trust import Trust, check_targets
 
 
-def validate(cfg: DictConfig, config_dirs: Sequence[Path]) -> None:
+def validate(cfg: DictConfig, config_dirs: Sequence[Path], trust: Trust | None = None) -> None:
     """Check the composed config; raise a `LitzooError` naming the first problem found."""
+    check_targets(OmegaConf.to_container(cfg, resolve=False), trust)
     _check_no_missing_values(cfg)
     task = cfg.task.name
     _check_serves(cfg, "model", task, config_dirs)
