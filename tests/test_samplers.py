@@ -20,6 +20,8 @@ from litzoo.datamodules.samplers import (
     ExpWidthBucket,
     FixedBucketSampler,
     LinearWidthBucket,
+    RandomBatchSampler,
+    SequentialBatchSampler,
     SortedBucketSampler,
     TokenBudgetSampler,
     resolve_bucket_scheme,
@@ -341,9 +343,11 @@ def test_token_budget_tuple_lengths_and_errors():
 # ============================================================================ properties of every sampler
 
 
-def _factory(kind, lengths, batch_size, shuffle, seed, drop_last, extra):
+def _factory(kind, lengths, batch_size, shuffle, seed, drop_last, extra, even_split=False):
     def make(**dist):
-        common = dict(shuffle=shuffle, seed=seed, drop_last=drop_last, **dist)
+        common = dict(shuffle=shuffle, seed=seed, drop_last=drop_last, even_split=even_split, **dist)
+        if kind == "random":
+            return RandomBatchSampler(len(lengths), batch_size, **common)
         if kind == "fixed":
             return _quiet(FixedBucketSampler, lengths, batch_size, num_buckets=extra, ratio=0.5, **common)
         if kind == "sorted":
@@ -354,7 +358,7 @@ def _factory(kind, lengths, batch_size, shuffle, seed, drop_last, extra):
 
 
 sampler_settings = dict(
-    kind=st.sampled_from(["fixed", "sorted", "token"]),
+    kind=st.sampled_from(["random", "fixed", "sorted", "token"]),
     lengths=st.lists(st.integers(1, 60), min_size=1, max_size=200),
     batch_size=st.integers(1, 16),
     shuffle=st.booleans(),
@@ -429,7 +433,7 @@ def test_deterministic_per_seed_and_epoch(
         assert rank_streams(make, world, epoch) == rank_streams(make, world, epoch + 1)
 
 
-@pytest.mark.parametrize("kind", ["fixed", "sorted", "token"])
+@pytest.mark.parametrize("kind", ["random", "fixed", "sorted", "token"])
 def test_shuffle_changes_with_epoch_and_seed(kind):
     lengths = np.random.default_rng(0).integers(1, 60, size=400).tolist()
     make = _factory(kind, lengths, 8, True, 17, False, 4)
@@ -441,6 +445,61 @@ def test_shuffle_changes_with_epoch_and_seed(kind):
     # each rank's share changes between epochs
     shares = [[sorted(i for b in rank_streams(make, 2, e)[0] for i in b)] for e in range(2)]
     assert shares[0] != shares[1]
+
+
+@PROPERTY
+@given(**{k: v for k, v in sampler_settings.items() if k != "drop_last"})
+def test_even_split_gives_every_sample_exactly_once_in_equal_batch_counts(
+    kind, lengths, batch_size, shuffle, seed, epoch, world, extra
+):
+    assume(len(lengths) >= world)
+    make = _factory(kind, lengths, batch_size, shuffle, seed, False, extra, even_split=True)
+    streams = rank_streams(make, world, epoch)
+    plain = _factory(kind, lengths, batch_size, shuffle, seed, False, extra)(num_replicas=1, rank=0)
+    per_rank = math.ceil(plain.num_global_batches / world)
+    assert all(len(stream) == per_rank == len(make(num_replicas=world, rank=0)) for stream in streams)
+    seen = sorted(i for stream in streams for batch in stream for i in batch)
+    assert seen == list(range(len(lengths)))  # disjoint and complete: nothing repeated, nothing dropped
+    assert all(batch for stream in streams for batch in stream)
+    # The even plan is the plain plan with some batches cut in two (first half first), in place.
+    merged, pieces = [], iter(make(num_replicas=world, rank=0).global_batches(epoch))
+    for batch in plain.global_batches(epoch):
+        got = next(pieces)
+        while len(got) < len(batch):
+            got = got + next(pieces)
+        merged.append(got)
+    assert merged == plain.global_batches(epoch)
+
+
+def test_even_split_hand_computed_and_with_fewer_samples_than_ranks():
+    # 23 samples in batches of 5 on 2 ranks: [5, 5, 5, 5, 3] -> the first 5 splits into 3 + 2.
+    make = lambda **d: SequentialBatchSampler(23, 5, even_split=True, **d)  # noqa: E731
+    assert [[len(b) for b in s] for s in rank_streams(make, 2)] == [[3, 5, 5], [2, 5, 3]]
+    assert make(num_replicas=2, rank=0).stats()["num_batches"] == 6
+    # 2 samples on 3 ranks: one batch splits into two singletons; rank 2 repeats the first one.
+    assert rank_streams(lambda **d: SequentialBatchSampler(2, 4, even_split=True, **d), 3) == [
+        [[0]],
+        [[1]],
+        [[0]],
+    ]
+    with pytest.raises(ConfigError, match="drop_last=True and even_split=True"):
+        SequentialBatchSampler(10, 3, drop_last=True, even_split=True)
+
+
+def test_random_and_sequential_batch_samplers_hand_computed():
+    s = RandomBatchSampler(10, 4, seed=5)
+    for epoch in (0, 1):
+        order = np.random.default_rng([5, epoch]).permutation(10).tolist()
+        assert s.global_batches(epoch) == [order[0:4], order[4:8], order[8:10]]
+    s.set_epoch(1)
+    assert list(s) == s.global_batches(1) and len(s) == 3
+    assert list(SequentialBatchSampler(10, 4)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert list(RandomBatchSampler(5, 2, shuffle=False)) == [[0, 1], [2, 3], [4]]
+    assert RandomBatchSampler(10, 4).stats()["padding_fraction"] == 0.0
+    with pytest.raises(DataError, match="num_samples must be a positive integer"):
+        RandomBatchSampler(0, 4)
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        SequentialBatchSampler(3, 0)
 
 
 def test_set_epoch_between_iter_and_first_batch_takes_effect():
@@ -492,6 +551,7 @@ def test_stats_padding_fraction_exact():
 def test_stats_padding_matches_batches(
     kind, lengths, batch_size, shuffle, seed, epoch, world, drop_last, extra
 ):
+    assume(kind != "random")  # RandomBatchSampler knows no lengths (its samples all count as 1)
     sampler = _factory(kind, lengths, batch_size, shuffle, seed, drop_last, extra)(num_replicas=1, rank=0)
     batches = sampler.global_batches(epoch)
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)

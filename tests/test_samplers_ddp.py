@@ -21,12 +21,12 @@ EPOCHS = 3
 NUM_SAMPLES = 205  # skewed_lengths() in the script: 180 short, 21 long, 4 singletons
 
 
-def _run_ddp(outdir: Path, sampler: str) -> dict[tuple[int, int], dict]:
+def _run_ddp(outdir: Path, *args: str) -> dict[tuple[int, int], dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("LOCAL_RANK", None)  # we are not inside a launched rank ourselves
     try:
         proc = subprocess.run(
-            [sys.executable, str(SCRIPT), str(outdir), "--sampler", sampler, "--epochs", str(EPOCHS)],
+            [sys.executable, str(SCRIPT), str(outdir), *args, "--epochs", str(EPOCHS)],
             env=env,
             capture_output=True,
             text=True,
@@ -50,8 +50,28 @@ def _run_ddp(outdir: Path, sampler: str) -> dict[tuple[int, int], dict]:
     ["fixed", pytest.param("token", marks=pytest.mark.slow), pytest.param("sorted", marks=pytest.mark.slow)],
 )
 def test_ddp_two_processes_equal_disjoint_complete_reshuffled(tmp_path, sampler):
-    records = _run_ddp(tmp_path, sampler)
-    n = NUM_SAMPLES
+    records = _run_ddp(tmp_path, "--sampler", sampler)
+    check_train_shares(records, NUM_SAMPLES)
+    if sampler != "sorted":  # the skew is real: batch sizes differ a lot between buckets
+        sizes = [len(b) for b in records[(0, 0)]["global_batches"]]
+        assert max(sizes) >= 4 * min(sizes)
+
+
+def test_ddp_datamodule_default_loaders(tmp_path):
+    """BaseDataModule under real DDP: its trainer_kwargs() switch Lightning's sampler off, its
+    default random batches shard like the samplers above, and validation sees every sample once."""
+    records = _run_ddp(tmp_path, "--datamodule")
+    check_train_shares(records, 197)
+    assert len(records[(0, 0)]["global_batches"]) == 25  # odd: one batch is repeated per epoch
+    for epoch in range(EPOCHS):
+        val = [json.loads((tmp_path / f"rank{rank}_val{epoch}.json").read_text()) for rank in range(2)]
+        assert val[0]["world_size"] == 2
+        assert len(val[0]["batches"]) == len(val[1]["batches"]) == 3  # 5 batches of 8 split into 6
+        seen = sorted(i for v in val for b in v["batches"] for i in b)
+        assert seen == list(range(37))  # disjoint and complete: nothing evaluated twice
+
+
+def check_train_shares(records: dict[tuple[int, int], dict], n: int) -> None:
     shares = []
     for epoch in range(EPOCHS):
         r0, r1 = records[(0, epoch)], records[(1, epoch)]
@@ -79,6 +99,3 @@ def test_ddp_two_processes_equal_disjoint_complete_reshuffled(tmp_path, sampler)
         shares.append(sorted(seen0))
     assert shares[0] != shares[1] != shares[2]  # reshuffled every epoch
     assert records[(0, 0)]["global_batches"] != records[(0, 1)]["global_batches"]
-    if sampler != "sorted":  # the skew is real: batch sizes differ a lot between buckets
-        sizes = [len(b) for b in records[(0, 0)]["global_batches"]]
-        assert max(sizes) >= 4 * min(sizes)

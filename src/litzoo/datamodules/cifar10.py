@@ -51,7 +51,11 @@ class ArrayImageDataset(Dataset):
 
 
 class Cifar10DataModule(BaseDataModule):
-    """CIFAR-10 (10 classes, 32x32 RGB); see `conf/data/cifar10.yaml`."""
+    """CIFAR-10 (10 classes, 32x32 RGB); see `conf/data/cifar10.yaml`.
+
+    `loader_args` (eval_batch_size, pin_memory, persistent_workers, shuffle, sampler, collate, seed,
+    ...) go to :class:`~litzoo.datamodules.base.BaseDataModule`, which builds the loaders.
+    """
 
     def __init__(self, root: str, batch_size: int = 128, num_workers: int = 2, val_size: int = 5000,
                  split_seed: int = 0, augment: bool = True,

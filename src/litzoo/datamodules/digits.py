@@ -50,7 +50,11 @@ def split_indices(labels: Sequence[int], val_fraction: float, test_fraction: flo
 
 
 class DigitsDataModule(BaseDataModule):
-    """Handwritten digits 0-9 as 1-channel `image_size` x `image_size` images."""
+    """Handwritten digits 0-9 as 1-channel `image_size` x `image_size` images; see `conf/data/digits.yaml`.
+
+    `loader_args` (eval_batch_size, pin_memory, persistent_workers, shuffle, sampler, collate, seed,
+    ...) go to :class:`~litzoo.datamodules.base.BaseDataModule`, which builds the loaders.
+    """
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, image_size: int = 32,
                  val_fraction: float = 0.15, test_fraction: float = 0.15, split_seed: int = 0,

@@ -41,7 +41,11 @@ class ClassFolder(ImageFolder):
 
 
 class ImageFolderDataModule(BaseDataModule):
-    """Classification data from class folders; see `conf/data/imagefolder.yaml`."""
+    """Classification data from class folders; see `conf/data/imagefolder.yaml`.
+
+    `loader_args` (eval_batch_size, pin_memory, persistent_workers, shuffle, sampler, collate, seed,
+    ...) go to :class:`~litzoo.datamodules.base.BaseDataModule`, which builds the loaders.
+    """
 
     def __init__(self, root: str, batch_size: int = 64, num_workers: int = 4, image_size: int = 224,
                  in_chans: int = 3, crop_pct: float = 0.875, scale: Sequence[float] = (0.08, 1.0),

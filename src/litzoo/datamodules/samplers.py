@@ -1,7 +1,9 @@
 """Batch samplers that group samples of similar length, shard themselves under DDP and resume mid-epoch.
 
-Three samplers share one machinery (:class:`ShardedBatchSampler`):
+Five samplers share one machinery (:class:`ShardedBatchSampler`):
 
+- :class:`RandomBatchSampler` / :class:`SequentialBatchSampler` -- plain batches of
+  ``batch_size`` over a (shuffled) index order: the default of every datamodule.
 - :class:`FixedBucketSampler` -- GluonNLP's bucketing: samples go to the bucket with the
   smallest key that fits them; each bucket is cut into batches of its own batch size.
 - :class:`SortedBucketSampler` -- GluonNLP's sort-within-chunks: chunks of ``mult * batch_size``
@@ -20,10 +22,13 @@ Distributed training: every rank builds the same global list of batches, pads it
 of the world size by repeating batches from its start (or drops the tail with ``drop_last``),
 and takes batches ``rank, rank + W, rank + 2W, ...``. So ranks see disjoint shares (apart from
 the repeated batches) and all get the same number of batches, which DDP needs to not hang at
-the end of an epoch. World size and rank are read from ``torch.distributed`` when the sampler is
-iterated, because Lightning creates the process group after the datamodule is built. Lightning
-cannot inject its ``DistributedSampler`` into a batch sampler, so the Trainer must run with
-``use_distributed_sampler=False`` when these samplers are used (docs/data_api.md).
+the end of an epoch. With ``even_split`` (used for evaluation) the largest batches are split in
+two instead, until the count divides by the world size, so no sample is seen twice. World size
+and rank are read from ``torch.distributed`` when the sampler is iterated, because Lightning
+creates the process group after the datamodule is built. Lightning cannot inject its
+``DistributedSampler`` into a batch sampler, so the Trainer must run with
+``use_distributed_sampler=False`` when these samplers are used (docs/data_api.md); a
+:class:`~litzoo.datamodules.base.BaseDataModule` asks for it in ``trainer_kwargs()``.
 
 Resuming: ``state_dict()`` records ``{epoch, seed, num_replicas, batches_yielded}``;
 ``load_state_dict()`` makes the next iteration skip the batches already yielded, so a run
@@ -52,7 +57,10 @@ __all__ = [
     "LinearWidthBucket",
     "ExpWidthBucket",
     "resolve_bucket_scheme",
+    "distributed_world",
     "ShardedBatchSampler",
+    "RandomBatchSampler",
+    "SequentialBatchSampler",
     "FixedBucketSampler",
     "SortedBucketSampler",
     "TokenBudgetSampler",
@@ -205,7 +213,8 @@ class _Progress:
         self.yielded = yielded
 
 
-def _distributed_world() -> tuple[int, int]:
+def distributed_world() -> tuple[int, int]:
+    """``(world_size, rank)`` of the initialised ``torch.distributed`` process group, else ``(1, 0)``."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_world_size(), torch.distributed.get_rank()
     return 1, 0
@@ -224,6 +233,10 @@ class ShardedBatchSampler(abc.ABC):
         rank: this process's rank; ``None`` reads ``torch.distributed`` at iteration time.
         drop_last: under DDP, drop the last ``num_batches % world_size`` batches instead of
             repeating batches from the start of the epoch to even the ranks out.
+        even_split: under DDP, split the largest batches in two until the number of batches
+            divides by the world size, instead of repeating batches: every sample is seen exactly
+            once (only impossible with fewer samples than ranks; then batches are repeated). Meant
+            for evaluation, where a repeated batch would be counted twice by the metrics.
     """
 
     #: Marks batch samplers that split the data across ranks themselves; the platform must then
@@ -238,6 +251,7 @@ class ShardedBatchSampler(abc.ABC):
         num_replicas: int | None,
         rank: int | None,
         drop_last: bool,
+        even_split: bool = False,
     ) -> None:
         name = type(self).__name__
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -255,10 +269,16 @@ class ShardedBatchSampler(abc.ABC):
         # Private on purpose: Lightning treats an object with public `batch_size` *and* `drop_last`
         # as a torch BatchSampler and tries to rebuild it around its own sampler.
         self._drop_last = bool(drop_last)
+        if drop_last and even_split:
+            raise ConfigError(
+                f"{name}: drop_last=True and even_split=True are two answers to the same question (what to "
+                "do when the batches do not divide by the world size); set only one of them."
+            )
+        self.even_split = bool(even_split)
         self._epoch = 0
         self._resume_skip = 0
         self._progress: _Progress | None = None
-        self._plan_cache: tuple[int, _Plan] | None = None
+        self._plan_cache: tuple[tuple[int, int], _Plan] | None = None
 
     # -- what subclasses provide ------------------------------------------------------------
 
@@ -302,11 +322,11 @@ class ShardedBatchSampler(abc.ABC):
 
     @property
     def num_replicas(self) -> int:
-        return self._num_replicas if self._num_replicas is not None else _distributed_world()[0]
+        return self._num_replicas if self._num_replicas is not None else distributed_world()[0]
 
     @property
     def rank(self) -> int:
-        return self._rank if self._rank is not None else _distributed_world()[1]
+        return self._rank if self._rank is not None else distributed_world()[1]
 
     def __len__(self) -> int:
         """Batches this rank yields per epoch (the same on every rank)."""
@@ -315,7 +335,7 @@ class ShardedBatchSampler(abc.ABC):
     def _rank_length(self, num_batches: int, world: int) -> int:
         return num_batches // world if self._drop_last else -(-num_batches // world)
 
-    def _rank_positions(self) -> np.ndarray:
+    def _rank_positions(self, epoch: int | None = None) -> np.ndarray:
         """Positions in the global batch list that this rank yields, padded or trimmed to equal length."""
         world, rank = self.num_replicas, self.rank
         if rank >= world:
@@ -323,8 +343,8 @@ class ShardedBatchSampler(abc.ABC):
                 f"{type(self).__name__}: rank {rank} is not below num_replicas {world}. Leave both unset "
                 "to read them from torch.distributed, or set them consistently."
             )
-        total = self.num_global_batches
-        per_rank = self._rank_length(total, world)
+        per_rank = self._rank_length(self.num_global_batches, world)
+        total = int(self.plan(epoch).starts.size)  # more than num_global_batches after an even split
         if per_rank == 0:
             raise ConfigError(
                 f"{type(self).__name__}: an epoch has {total} batches, fewer than the {world} processes, "
@@ -337,10 +357,17 @@ class ShardedBatchSampler(abc.ABC):
     # -- iteration --------------------------------------------------------------------------
 
     def plan(self, epoch: int | None = None) -> _Plan:
-        """The global batch plan of ``epoch`` (default: the current one), cached for the last epoch."""
+        """The global batch plan of ``epoch`` (default: the current one), cached for the last epoch.
+
+        With ``even_split`` the plan depends on the world size too (its largest batches are split).
+        """
         epoch = self._epoch if epoch is None else int(epoch)
-        if self._plan_cache is None or self._plan_cache[0] != epoch:
-            self._plan_cache = (epoch, self._build_plan(epoch))
+        world = self.num_replicas if self.even_split else 1
+        if self._plan_cache is None or self._plan_cache[0] != (epoch, world):
+            plan = self._build_plan(epoch)
+            if world > 1:
+                plan = _split_to_multiple(plan, world)
+            self._plan_cache = ((epoch, world), plan)
         return self._plan_cache[1]
 
     def global_batches(self, epoch: int | None = None) -> list[list[int]]:
@@ -355,7 +382,7 @@ class ShardedBatchSampler(abc.ABC):
         self._resume_skip = 0
         self._progress = progress
         plan = self.plan(progress.epoch)
-        positions = self._rank_positions()[progress.yielded :].tolist()
+        positions = self._rank_positions(progress.epoch)[progress.yielded :].tolist()
         order, starts, ends = plan.order, plan.starts, plan.ends
         for p in positions:
             # Count before yielding: a stateful DataLoader snapshots the state right after
@@ -423,7 +450,7 @@ class ShardedBatchSampler(abc.ABC):
         return {
             "sampler": type(self).__name__,
             "num_samples": int(self.lengths.shape[0]),
-            "num_batches": int(self.num_global_batches),
+            "num_batches": int(plan.starts.size),
             "num_replicas": int(self.num_replicas),
             "num_batches_per_rank": len(self),
             "batch_size_min": int(sizes.min()),
@@ -433,6 +460,26 @@ class ShardedBatchSampler(abc.ABC):
             "padded_tokens": padded,
             "padding_fraction": 1.0 - real / padded if padded else 0.0,
         }
+
+
+def _split_to_multiple(plan: _Plan, world: int) -> _Plan:
+    """Split the largest batches in two (first half first) until the batch count divides by ``world``.
+
+    At most ``world - 1`` splits, each O(batches); stops early when every batch has one sample
+    (fewer samples than ranks), leaving the rest to the usual repeat padding.
+    """
+    starts, ends = plan.starts.tolist(), plan.ends.tolist()
+    target = -(-len(starts) // world) * world
+    while len(starts) < target:
+        sizes = np.subtract(ends, starts)
+        i = int(np.argmax(sizes))  # the first of the largest batches
+        if sizes[i] < 2:
+            break
+        middle = starts[i] + (int(sizes[i]) + 1) // 2
+        starts.insert(i + 1, middle)
+        ends.insert(i + 1, ends[i])
+        ends[i] = middle
+    return _Plan(plan.order, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64))
 
 
 def _padding_totals(lengths: np.ndarray, plan: _Plan) -> tuple[np.ndarray, int, int]:
@@ -483,6 +530,108 @@ def _check_batch_size(who: str, batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"{who}: batch_size must be a positive integer, got {batch_size!r}.")
     return int(batch_size)
+
+
+# --------------------------------------------------------------------------------------------
+# RandomBatchSampler / SequentialBatchSampler (the datamodules' default)
+# --------------------------------------------------------------------------------------------
+
+
+class RandomBatchSampler(ShardedBatchSampler):
+    """Batches of ``batch_size`` consecutive indices of a per-epoch permutation (the last may be short).
+
+    What ``DataLoader(batch_size=..., shuffle=True)`` does, but deterministic per ``(seed, epoch)``,
+    self-sharding and resumable like the length-aware samplers: the default training sampler
+    of :class:`~litzoo.datamodules.base.BaseDataModule`.
+
+    Args:
+        num_samples: size of the dataset.
+        batch_size: samples per batch.
+        shuffle: permute the indices every epoch; ``False`` keeps ``0, 1, ..., N - 1``.
+        seed, num_replicas, rank, drop_last, even_split: see :class:`ShardedBatchSampler`.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        even_split: bool = False,
+    ) -> None:
+        super().__init__(
+            shuffle=shuffle,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            drop_last=drop_last,
+            even_split=even_split,
+        )
+        who = type(self).__name__
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+            raise DataError(
+                f"{who}: num_samples must be a positive integer, got {num_samples!r}. An empty split "
+                "cannot be batched: check the dataset's files for this split."
+            )
+        self.num_samples = int(num_samples)
+        self.batch_size = _check_batch_size(who, batch_size)
+        self._starts = np.arange(0, self.num_samples, self.batch_size, dtype=np.int64)
+        self._ends = np.minimum(self._starts + self.batch_size, self.num_samples)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        # Samples of one size: the padding statistics come out as zero padding.
+        return np.ones(self.num_samples, dtype=np.int64)
+
+    @property
+    def num_global_batches(self) -> int:
+        return int(self._starts.size)
+
+    def _build_plan(self, epoch: int) -> _Plan:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+        else:
+            order = np.arange(self.num_samples, dtype=np.int64)
+        return _Plan(order, self._starts, self._ends)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_samples={self.num_samples}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, seed={self.seed})"
+        )
+
+
+class SequentialBatchSampler(RandomBatchSampler):
+    """Batches of ``batch_size`` indices in dataset order: the default evaluation sampler.
+
+    Under DDP, rank ``r`` takes batches ``r, r + W, ...``; with ``even_split=True`` (what the
+    datamodules use) no batch is repeated, so every sample is evaluated exactly once.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        even_split: bool = False,
+    ) -> None:
+        super().__init__(
+            num_samples,
+            batch_size,
+            shuffle=False,
+            num_replicas=num_replicas,
+            rank=rank,
+            drop_last=drop_last,
+            even_split=even_split,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_samples={self.num_samples}, batch_size={self.batch_size})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,7 +689,7 @@ class FixedBucketSampler(ShardedBatchSampler):
         use_average_length: ``B_i = max(int(batch_size / (mean_i + std_i)), 1)`` from the mean
             and standard deviation of bucket ``i``'s lengths; ``ratio`` is then ignored.
         bucket_scheme: a :class:`BucketScheme` or one of ``"constant"``, ``"linear"``, ``"exp"``.
-        seed, num_replicas, rank, drop_last: see :class:`ShardedBatchSampler`.
+        seed, num_replicas, rank, drop_last, even_split: see :class:`ShardedBatchSampler`.
 
     Buckets that receive no sample are removed (with a warning), as in GluonNLP. Without
     shuffling, batches come from the longest bucket first, so memory problems show early.
@@ -560,9 +709,15 @@ class FixedBucketSampler(ShardedBatchSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
+        even_split: bool = False,
     ) -> None:
         super().__init__(
-            shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last
+            shuffle=shuffle,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            drop_last=drop_last,
+            even_split=even_split,
         )
         who = type(self).__name__
         self._lengths = _as_lengths(lengths, who)
@@ -723,7 +878,7 @@ class SortedBucketSampler(ShardedBatchSampler):
         batch_size: samples per batch.
         mult: chunk size multiplier (``>= 1``).
         reverse: sort each chunk in descending order.
-        shuffle, seed, num_replicas, rank, drop_last: see :class:`ShardedBatchSampler`.
+        shuffle, seed, num_replicas, rank, drop_last, even_split: see :class:`ShardedBatchSampler`.
     """
 
     def __init__(
@@ -737,9 +892,15 @@ class SortedBucketSampler(ShardedBatchSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
+        even_split: bool = False,
     ) -> None:
         super().__init__(
-            shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last
+            shuffle=shuffle,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            drop_last=drop_last,
+            even_split=even_split,
         )
         who = type(self).__name__
         keys = np.asarray(sort_keys)
@@ -811,7 +972,7 @@ class TokenBudgetSampler(ShardedBatchSampler):
             the multiple stay as they are.
         shuffle: every epoch, break ties between equal lengths randomly and shuffle the batch
             order. Batch shapes do not change between epochs.
-        seed, num_replicas, rank, drop_last: see :class:`ShardedBatchSampler`.
+        seed, num_replicas, rank, drop_last, even_split: see :class:`ShardedBatchSampler`.
     """
 
     def __init__(
@@ -825,9 +986,15 @@ class TokenBudgetSampler(ShardedBatchSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
+        even_split: bool = False,
     ) -> None:
         super().__init__(
-            shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last
+            shuffle=shuffle,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            drop_last=drop_last,
+            even_split=even_split,
         )
         who = type(self).__name__
         self._lengths = _as_lengths(lengths, who)
