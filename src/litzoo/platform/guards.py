@@ -7,7 +7,9 @@ The runner adds them to every fit (they are platform plumbing, not options):
   numbers (dropout, mixup, augmentation in the main process) as the run it
   continues. It also records how many rows `metrics.csv` held at the checkpoint,
   plus the row of the step being checkpointed (Lightning logs it just after the
-  save), so the resumed log holds every step exactly once.
+  save), so the resumed log holds every step exactly once, and the running
+  epoch aggregates of the training metrics (Lightning does not checkpoint them),
+  so the epoch in which a run resumed reports the same epoch metrics.
 - `PreemptionCheckpoint`: on SIGTERM (Lightning's own handler stops the loop at
   the next step boundary) or SIGUSR1, writes `checkpoints/interrupted.ckpt` so a
   preempted run loses nothing; the runner then marks the run `interrupted`.
@@ -67,6 +69,7 @@ class ResumeState(pl.Callback):
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._pending_aggregates: dict[str, Any] | None = None
 
     @property
     def state_key(self) -> str:
@@ -76,19 +79,28 @@ class ResumeState(pl.Callback):
                            checkpoint: dict[str, Any]) -> None:
         from litzoo.platform.loggers import RunCSVLogger, count_rows
 
-        state: dict[str, Any] = {"rng": _capture_rng()}
+        state: dict[str, Any] = {"rng": _capture_rng(), "epoch_aggregates": _capture_epoch_aggregates(trainer)}
         for logger in trainer.loggers:
             logger.save()
             if isinstance(logger, RunCSVLogger):
                 state["csv_rows"] = count_rows(Path(logger.log_dir) / "metrics.csv")
-                state["csv_pending_row"] = _step_row_logged_after_save(trainer)
+                state["csv_pending_rows"] = _rows_logged_after_save(trainer)
         checkpoint["litzoo"] = state
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        self._pending = checkpoint.get("litzoo", {}).get("rng")
+        state = checkpoint.get("litzoo", {})
+        self._pending = state.get("rng")
+        self._pending_aggregates = state.get("epoch_aggregates") or None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A task that asks for `trainer.estimated_stepping_batches` in configure_optimizers (to
+        # size its lr schedule) makes Lightning set up the train loader before the checkpoint is
+        # restored, and Lightning then never hands the loader its saved position. Hand it over
+        # here, before the first batch is fetched (litzoo's resumable loader starts lazily).
+        fit_loop = trainer.fit_loop
+        if fit_loop.restarting and fit_loop._combined_loader_states_to_load:
+            fit_loop._load_combined_loader_states()
         # After the sanity check and before the first batch is fetched: the loader makes no
         # draws from the global generators (it has its own), so the resumed run continues
         # exactly where the checkpoint left the random streams.
@@ -96,28 +108,95 @@ class ResumeState(pl.Callback):
             _restore_rng(self._pending)
             self._pending = None
 
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # The first batch after a mid-epoch resume has created the epoch accumulators anew:
+        # add what the interrupted run had accumulated before its checkpoint.
+        if self._pending_aggregates is not None:
+            _merge_epoch_aggregates(trainer, self._pending_aggregates)
+            self._pending_aggregates = None
 
-def _step_row_logged_after_save(trainer: pl.Trainer) -> dict[str, float] | None:
-    """The metrics row Lightning is about to log for the batch being checkpointed, if any.
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending_aggregates is not None and trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:
+            self._pending_aggregates = None  # resumed at an epoch boundary: nothing to carry over
 
-    A checkpoint taken in `on_train_batch_end` (ModelCheckpoint's every-N-steps save)
-    precedes the logging of that batch's step metrics; after a resume the batch is not
-    run again, so its row is kept in the checkpoint and written back by the CSV logger.
+
+def _mid_epoch(trainer: pl.Trainer) -> bool:
+    batch = trainer.fit_loop.epoch_loop.batch_progress.current
+    epoch = trainer.fit_loop.epoch_progress.current
+    return trainer.training and batch.processed > 0 and epoch.processed == epoch.completed
+
+
+def _capture_epoch_aggregates(trainer: pl.Trainer) -> dict[str, Any]:
+    """The running sums behind the training metrics logged with `on_epoch=True`, mid-epoch only."""
+    results = trainer.fit_loop.epoch_loop._results
+    if not _mid_epoch(trainer) or results is None:
+        return {}
+    captured: dict[str, Any] = {}
+    for key, result in results.items():
+        if not result.meta.on_epoch:
+            continue
+        if result.is_tensor:
+            captured[key] = {"value": result.value.detach().clone()}
+            if result.meta.is_mean_reduction:
+                captured[key]["cumulated_batch_size"] = result.cumulated_batch_size.detach().clone()
+        else:  # a torchmetrics object: its states (sums or lists) are not in the module's state_dict
+            captured[key] = {name: (value.detach().clone() if torch.is_tensor(value) else list(value))
+                             for name, value in result.value.metric_state.items()}
+    return captured
+
+
+def _merge_epoch_aggregates(trainer: pl.Trainer, saved: dict[str, Any]) -> None:
+    results = trainer.fit_loop.epoch_loop._results
+    for key, state in saved.items():
+        result = results.get(key)
+        if result is None:
+            continue
+        if result.is_tensor:
+            if result.meta.is_mean_reduction or result.meta.is_sum_reduction:
+                result.value = state["value"] + result.value  # same addition order as never stopping
+            else:
+                result.value = result.meta.reduce_fx(state["value"], result.value)
+            if "cumulated_batch_size" in state:
+                result.cumulated_batch_size = state["cumulated_batch_size"] + result.cumulated_batch_size
+            continue
+        metric = result.value
+        for name, value in state.items():
+            current = getattr(metric, name)
+            setattr(metric, name, value + current if torch.is_tensor(current) else [*value, *current])
+        metric._computed = None
+
+
+def _rows_logged_after_save(trainer: pl.Trainer) -> list[dict[str, float]]:
+    """The metrics rows Lightning logs right after this checkpoint, if it is taken mid-hook.
+
+    A checkpoint taken in `on_train_batch_end` (the every-N-steps save) precedes the
+    logging of that batch's step metrics, and one taken in `on_train_epoch_end` (the
+    per-epoch best/last save) precedes the train epoch metrics. A resumed run does not
+    run that batch or epoch end again, so these rows travel in the checkpoint and the
+    CSV logger writes them back.
     """
-    loop = trainer.fit_loop.epoch_loop
-    progress = loop.batch_progress.current
-    connector = trainer._logger_connector
-    in_batch_end = trainer.training and progress.processed > progress.completed
-    if not in_batch_end or trainer.fit_loop._should_accumulate() or not connector.should_update_logs:
-        return None
     from lightning.fabric.utilities.apply_func import convert_tensors_to_scalars
 
-    row = convert_tensors_to_scalars(dict(connector.metrics["log"]))
+    fit_loop = trainer.fit_loop
+    epoch_loop = fit_loop.epoch_loop
+    batch = epoch_loop.batch_progress.current
+    connector = trainer._logger_connector
+    if not trainer.training or trainer._results is None:
+        return []
+    if fit_loop.epoch_progress.current.processed > fit_loop.epoch_progress.current.completed:
+        metrics, step = trainer._results.metrics(False)["log"], epoch_loop._batches_that_stepped - 1
+    elif (batch.processed > batch.completed and not fit_loop._should_accumulate()
+          and connector.should_update_logs):
+        metrics, step = connector.metrics["log"], epoch_loop._batches_that_stepped
+    else:
+        return []
+    row = convert_tensors_to_scalars(dict(metrics))
     if not row:
-        return None
+        return []
     row.setdefault("epoch", trainer.current_epoch)
-    row["step"] = loop._batches_that_stepped
-    return row
+    row["step"] = step
+    return [row]
 
 
 class PreemptionCheckpoint(pl.Callback):

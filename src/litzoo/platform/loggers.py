@@ -32,16 +32,16 @@ class RunCSVLogger(CSVLogger):
     """`metrics.csv` (+ `hparams.yaml`) at the top of the run directory, continued on resume.
 
     `resume_rows`: the number of rows the file held when the checkpoint being resumed was
-    written (later rows are dropped: the resumed run logs those steps again); `pending_row`:
-    the row of the checkpointed step, which Lightning logged just after the save.
+    written (later rows are dropped: the resumed run logs those steps again); `pending_rows`:
+    the rows of the checkpointed step or epoch, which Lightning logged just after the save.
     """
 
     def __init__(self, save_dir: str | Path, resume_rows: int | None = None,
-                 pending_row: dict[str, float] | None = None, **kwargs: Any) -> None:
+                 pending_rows: list[dict[str, float]] | None = None, **kwargs: Any) -> None:
         super().__init__(save_dir=save_dir, name="", version="", **kwargs)
         path = Path(self.log_dir) / "metrics.csv"
         if resume_rows is not None:
-            keep_rows(path, resume_rows, [pending_row] if pending_row else [])
+            keep_rows(path, resume_rows, pending_rows or [])
         elif path.exists():  # a fresh run never inherits old rows
             path.unlink()
 

@@ -267,7 +267,7 @@ def _logger_resume_kwargs(logger_cfg: Any, previous: dict[str, Any] | None,
         return {}
     if target.endswith("RunCSVLogger"):
         state = resume.state if resume else {}
-        return {"resume_rows": state.get("csv_rows", 0), "pending_row": state.get("csv_pending_row")}
+        return {"resume_rows": state.get("csv_rows", 0), "pending_rows": state.get("csv_pending_rows")}
     if target.endswith("TensorBoardLogger"):
         return {"purge_step": resume.step + 1 if resume else 0}
     if target.endswith("WandbLogger") and previous.get("wandb_run_id"):
