@@ -42,8 +42,8 @@ def make_data(batches: int, batch_size: int, image_size: int) -> TensorDataset:
 class InMemoryDataModule(BaseDataModule):
     """Built by the platform from `cfg.data`; serves DATASET in the same fixed order as the plain loop."""
 
-    def __init__(self, batch_size: int, image_size: int) -> None:
-        super().__init__(batch_size=batch_size)
+    def __init__(self, batch_size: int, image_size: int, **kwargs: object) -> None:
+        super().__init__(batch_size=batch_size, **kwargs)
         self.image_size = image_size
 
     def info(self) -> dict:
@@ -130,7 +130,8 @@ def litzoo_run(dataset: TensorDataset, batch_size: int, image_size: int, warmup:
         cfg.model.arch = "resnet18"
         cfg.callbacks.step_timer = {"_target_": f"{__name__}.step_timer"}
     (run_dir / ".hydra").mkdir(parents=True)
-    run(cfg, RunContext(run_dir=run_dir, config_dirs=[ROOT / "conf"]))
+    # The in-memory datamodule and the timer live in this script, outside the trusted packages.
+    run(cfg, RunContext(run_dir=run_dir, config_dirs=[ROOT / "conf"], overrides=["trust_config=true"]))
     return steps * batch_size / (TIMER.end - TIMER.start)
 
 

@@ -23,7 +23,6 @@ from torch.utils.data import Dataset
 from litzoo.errors import ConfigError, DataError
 
 POLICIES = ("error", "skip")
-LOG_NAME = "bad_samples.jsonl"
 
 
 @dataclass(frozen=True)

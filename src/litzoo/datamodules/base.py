@@ -11,7 +11,9 @@ from the data API (docs/data_api.md):
 - the training loader is resumable mid-epoch (:func:`~litzoo.datamodules.loader.build_dataloader`);
 - the sampler and the batchify function come from the config (``data.sampler``,
   ``data.collate``); by default plain random batches and torch's default collate;
-- worker processes get seeds derived from the run's seed, the split and the rank.
+- worker processes get seeds derived from the run's seed, the split and the rank;
+- a sample the dataset cannot read stops the run (``data.bad_samples=error``) or is left
+  out of its batch and listed in the run record (``skip``; :mod:`litzoo.datamodules.bad_samples`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
+from litzoo.datamodules.bad_samples import SkipBadSamples, check_policy, drop_bad_samples
 from litzoo.datamodules.loader import ResumableDataLoader, build_dataloader
 from litzoo.datamodules.samplers import (
     RandomBatchSampler,
@@ -79,6 +82,9 @@ class BaseDataModule(pl.LightningDataModule):
         num_replicas, rank: DDP world size and rank; ``None`` (the default) reads them from
             ``torch.distributed`` when the loaders run. Set them to look at one rank's share.
         prefetch_factor: batches each worker loads ahead (torch's default when None).
+        bad_samples: ``error`` (a sample the dataset cannot read stops the run, naming it) or
+            ``skip`` (it is left out of its batch and logged to `bad_sample_log`, which the
+            platform points at `<run_dir>/bad_samples.jsonl`).
     """
 
     collate_fn: Collate | None = None
@@ -88,7 +94,7 @@ class BaseDataModule(pl.LightningDataModule):
                  sampler: SamplerFactory | Mapping[str, Any] | None = None,
                  collate: Collate | Mapping[str, Any] | None = None, shuffle: bool = True,
                  num_replicas: int | None = None, rank: int | None = None,
-                 prefetch_factor: int | None = None) -> None:
+                 prefetch_factor: int | None = None, bad_samples: str = "error") -> None:
         super().__init__()
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(
@@ -105,6 +111,8 @@ class BaseDataModule(pl.LightningDataModule):
         self.shuffle = shuffle
         self.num_replicas, self.rank = num_replicas, rank
         self.sampler_factory = _as_sampler_factory(sampler)
+        self.bad_samples = check_policy(bad_samples)
+        self.bad_sample_log: str | None = None
         configured = _as_collate(collate)
         if configured is not None:
             self.collate_fn = configured
@@ -137,9 +145,9 @@ class BaseDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> ResumableDataLoader:
         return build_dataloader(
-            self.dataset("train"),
+            self._loaded("train"),
             self.batch_sampler("train"),
-            self.collate_fn,
+            self._collate(),
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers,
             pin_memory=self.pin_memory,
@@ -176,12 +184,23 @@ class BaseDataModule(pl.LightningDataModule):
             log.info("%s sampler: %s", split, sampler.stats())
         return sampler
 
+    def _loaded(self, split: str) -> Dataset:
+        """The split's dataset as the loader sees it: with unreadable samples skipped if asked."""
+        if self.bad_samples == "skip":
+            return SkipBadSamples(self.dataset(split), split, self.bad_sample_log)
+        return self.dataset(split)
+
+    def _collate(self) -> Collate | None:
+        if self.bad_samples == "skip":
+            return drop_bad_samples(self.collate_fn or default_collate)
+        return self.collate_fn
+
     def _eval_loader(self, split: str) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
-            self.dataset(split),
+            self._loaded(split),
             batch_sampler=self.batch_sampler(split),
-            collate_fn=self.collate_fn,
+            collate_fn=self._collate(),
             num_workers=workers,
             persistent_workers=self.persistent_workers and workers > 0,
             pin_memory=self.pin_memory,

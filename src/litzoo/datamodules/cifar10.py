@@ -37,17 +37,26 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ArrayImageDataset(Dataset):
-    """HWC uint8 images in a numpy array with labels, transformed per sample."""
+    """HWC uint8 images in a numpy array with labels, transformed per sample.
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Any) -> None:
+    `sources[i]` names where sample i came from (file and position), for error messages.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Any, num_classes: int = 10,
+                 sources: list[str] | None = None) -> None:
         self.images, self.labels, self.transform = images, labels, transform
+        self.num_classes, self.sources = num_classes, sources
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        label = int(self.labels[index])
+        if not 0 <= label < self.num_classes:
+            where = self.sources[index] if self.sources else f"sample {index}"
+            raise DataError(f"{where}: label {label} is outside the label set 0..{self.num_classes - 1}.")
         image = torch.from_numpy(self.images[index]).permute(2, 0, 1)
-        return self.transform(image), int(self.labels[index])
+        return self.transform(image), label
 
 
 class Cifar10DataModule(BaseDataModule):
@@ -74,9 +83,11 @@ class Cifar10DataModule(BaseDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        parts = [read_cifar_batch(self.folder / f"data_batch_{i}") for i in range(1, 6)]
+        files = [self.folder / f"data_batch_{i}" for i in range(1, 6)]
+        parts = [read_cifar_batch(f) for f in files]
         images = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
+        sources = np.array([f"{f} image {i}" for f, (_, lab) in zip(files, parts) for i in range(len(lab))])
         if not 0 < self.val_size < len(labels):
             raise DataError(f"data.val_size={self.val_size} must be between 1 and {len(labels) - 1} "
                             f"(the training files hold {len(labels)} images).")
@@ -85,7 +96,10 @@ class Cifar10DataModule(BaseDataModule):
         finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if self.augment else []
         eval_tf = v2.Compose(finish)
-        self.train_set = ArrayImageDataset(images[train], labels[train], v2.Compose(augment + finish))
-        self.val_set = ArrayImageDataset(images[val], labels[val], eval_tf)
-        test_images, test_labels = read_cifar_batch(self.folder / "test_batch")
-        self.test_set = ArrayImageDataset(test_images, test_labels, eval_tf)
+        self.train_set = ArrayImageDataset(images[train], labels[train], v2.Compose(augment + finish),
+                                           sources=list(sources[train]))
+        self.val_set = ArrayImageDataset(images[val], labels[val], eval_tf, sources=list(sources[val]))
+        test_file = self.folder / "test_batch"
+        test_images, test_labels = read_cifar_batch(test_file)
+        self.test_set = ArrayImageDataset(test_images, test_labels, eval_tf,
+                                          sources=[f"{test_file} image {i}" for i in range(len(test_labels))])

@@ -33,6 +33,8 @@ from litzoo.platform.validate import validate
 
 log = logging.getLogger("litzoo")
 
+BAD_SAMPLE_LOG = "bad_samples.jsonl"
+
 
 @dataclass
 class RunContext:
@@ -86,16 +88,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     """Validate, train and/or test as `cfg` says; returns the sweep objective (or None)."""
     trust.SESSION = trust.Trust.from_overrides(ctx.overrides)
     record = RunRecord(ctx.run_dir, enabled=global_rank() == 0)
-    if record.enabled:  # what the DDP children of this job must run (see cli.ddp_child_argv)
-        os.environ[JOB_ENV] = json.dumps({"run_dir": str(ctx.run_dir), "overrides": ctx.overrides,
-                                          "config_dirs": ctx.user_config_dirs})
     try:
         validate(cfg, ctx.config_dirs, trust.SESSION)
         previous = read_record(ctx.run_dir)
         resuming = _resumes(cfg, previous)
-        seed = previous["seed"] if resuming else cfg.seed
-        if seed is None:
-            seed = random.SystemRandom().randrange(2**31)
+        seed = _seed(cfg, previous if resuming else None)
+        if record.enabled:  # what the DDP children of this job must run (see cli.ddp_child_argv)
+            overrides = [o for o in ctx.overrides if not o.startswith("seed=")] + [f"seed={seed}"]
+            os.environ[JOB_ENV] = json.dumps({"run_dir": str(ctx.run_dir), "overrides": overrides,
+                                              "config_dirs": ctx.user_config_dirs})
         if record.enabled:
             _redact_hydra_files(ctx.run_dir)
             _start_record(record, cfg, ctx, seed, previous if resuming else None)
@@ -113,6 +114,23 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     if record.enabled:
         _finish_outputs(cfg, ctx, result, record)
     return result.objective
+
+
+def _seed(cfg: DictConfig, previous: dict[str, Any] | None) -> int:
+    """The run's seed: the resumed run's, the configured one, or (seed=null) a fresh random one."""
+    if previous is not None:
+        return int(previous["seed"])
+    if cfg.get("seed") is not None:
+        return int(cfg.seed)
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        from litzoo.errors import ConfigError
+
+        raise ConfigError(
+            "seed=null draws a random seed per process, but this process is one rank of a job started by "
+            "an external launcher (torchrun, SLURM): the ranks would shuffle differently and see overlapping "
+            "data. Pass the same seed=<n> to every rank."
+        )
+    return random.SystemRandom().randrange(2**31)
 
 
 def _resumes(cfg: DictConfig, previous: dict[str, Any]) -> bool:
@@ -174,6 +192,7 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
             record.update()
 
     datamodule = build(cfg.data, seed=seed)
+    datamodule.bad_sample_log = str(ctx.run_dir / BAD_SAMPLE_LOG)
     guard = NonFiniteGuard(cfg.get("nonfinite", "stop"))
     preemption = PreemptionCheckpoint(checkpoint_dir)
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
@@ -210,6 +229,8 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     finally:
         if guard.skipped:
             record.update(nonfinite_skipped_steps=guard.skipped)
+        if getattr(datamodule, "bad_samples", "error") == "skip":
+            record.update(bad_samples=_skipped_samples(ctx.run_dir, datamodule))
         if preemption.saved:
             record.update(last_checkpoint=str(preemption.saved))
         _close_wandb()
@@ -273,6 +294,16 @@ def _logger_resume_kwargs(logger_cfg: Any, previous: dict[str, Any] | None,
     if target.endswith("WandbLogger") and previous.get("wandb_run_id"):
         return {"id": previous["wandb_run_id"], "resume": "allow"}
     return {}
+
+
+def _skipped_samples(run_dir: Path, datamodule: Any) -> dict[str, Any]:
+    """The samples left out under `data.bad_samples=skip`: read errors logged by the loaders plus
+    the rows a datamodule dropped while reading its files (`skipped_samples()`, if it has one)."""
+    from litzoo.datamodules.bad_samples import read_log
+
+    skipped = read_log(run_dir / BAD_SAMPLE_LOG)
+    at_read_time = list(getattr(datamodule, "skipped_samples", list)())
+    return {"count": skipped["count"] + len(at_read_time), "samples": at_read_time[:100] + skipped["samples"]}
 
 
 def _logger_ids(loggers: list[Any]) -> dict[str, str]:

@@ -24,6 +24,7 @@ def validate(cfg: DictConfig, config_dirs: Sequence[Path], trust: Trust | None =
     _check_serves(cfg, "model", task, config_dirs)
     _check_serves(cfg, "data", task, config_dirs)
     _check_values(cfg)
+    _check_sampler(cfg)
     _check_checkpoint(cfg)
     layout = cfg.data.get("layout")
     if layout:
@@ -86,6 +87,15 @@ def _check_values(cfg: DictConfig) -> None:
         problems.append(f"seed={cfg.seed!r} must be an integer (or null for a random one)")
     if problems:
         raise ConfigError("Invalid value(s): " + "; ".join(problems) + ". Fix them on the command line.")
+
+
+def _check_sampler(cfg: DictConfig) -> None:
+    sampler = cfg.data.get("sampler")
+    if isinstance(sampler, DictConfig) and "_target_" in sampler and not sampler.get("_partial_", False):
+        raise ConfigError(
+            "data.sampler must be a sampler factory: add `_partial_: true` next to its _target_ (the "
+            "datamodule adds the lengths, batch_size, shuffle and seed for each split)."
+        )
 
 
 def _check_checkpoint(cfg: DictConfig) -> None:
