@@ -66,7 +66,10 @@ def ddp_child_argv(argv: list[str], environ: Mapping[str, str]) -> list[str]:
         spec = json.loads(job)
         kept = [a for a in argv[1:] if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
         config_dirs = [f"--config-dir={d}" for d in spec.get("config_dirs", [])]
-        return [argv[0], *config_dirs, *spec["overrides"], f"hydra.run.dir={spec['run_dir']}", *kept]
+        # hydra.mode=RUN: a config that sets `hydra.mode: MULTIRUN` (an hparams_search file)
+        # would otherwise make the child start a sweep of its own.
+        return [argv[0], *config_dirs, *spec["overrides"], f"hydra.run.dir={spec['run_dir']}", "hydra.mode=RUN",
+                *kept]
     name = _launched_rank_job_name(environ)
     if name is None:
         return argv
