@@ -35,8 +35,10 @@ def main(config_dir: str | Path = CONFIG_DIR) -> None:
 
     register_resolvers()
     _explain_composition_errors()
+    lightning_child = bool(os.environ.get(JOB_ENV)) and os.environ.get("LOCAL_RANK", "0") != "0"
     sys.argv = ddp_child_argv(sys.argv, os.environ)
-    sys.argv = _resume_argv(sys.argv, Path(config_dir))
+    if not lightning_child:  # a child already runs its parent's job as resolved, a resume included
+        sys.argv = _resume_argv(sys.argv, Path(config_dir))
     hydra.main(version_base="1.3", config_path=str(config_dir), config_name="train")(_task_function)()
 
 

@@ -94,7 +94,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
         resuming = _resumes(cfg, previous)
         seed = _seed(cfg, previous if resuming else None)
         if record.enabled:  # what the DDP children of this job must run (see cli.ddp_child_argv)
-            overrides = [o for o in ctx.overrides if not o.startswith("seed=")] + [f"seed={seed}"]
+            overrides = [o for o in ctx.overrides if not o.startswith(("seed=", "resume="))] + [f"seed={seed}"]
+            if resuming:  # the children must not decide again: rank 0 has rewritten run.json by then
+                overrides.append(f"resume={ctx.run_dir}")
             os.environ[JOB_ENV] = json.dumps({"run_dir": str(ctx.run_dir), "overrides": overrides,
                                               "config_dirs": ctx.user_config_dirs})
         if record.enabled:
@@ -110,7 +112,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
             return float("nan") if cfg.get("optimized_metric") else None
         raise
     record.finish("completed", metrics=result.metrics, best_checkpoint=result.best_checkpoint,
-                  environment=environment(), global_batch_size=result.global_batch_size)
+                  environment=environment(), global_batch_size=result.global_batch_size,
+                  objective=result.objective)
     if record.enabled:
         _finish_outputs(cfg, ctx, result, record)
     return result.objective
@@ -138,7 +141,9 @@ def _resumes(cfg: DictConfig, previous: dict[str, Any]) -> bool:
     (SLURM/submitit re-run the same job in the same directory) whose run did not finish."""
     if cfg.get("resume"):
         return bool(previous)
-    requeued = previous.get("status") in ("running", "interrupted") and not process_alive(previous)
+    # Ranks other than 0 may read run.json after rank 0 of this very job rewrote it (alive).
+    alive = process_alive(previous) and global_rank() == 0
+    requeued = previous.get("status") in ("running", "interrupted") and not alive
     if requeued and previous.get("config_hash") == config_fingerprint(cfg):
         log.info("This run directory holds an unfinished run of the same config: resuming it in place")
         return True
@@ -169,6 +174,7 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     from hydra.utils import instantiate
 
     from litzoo.platform.checkpointing import AtomicCheckpointIO
+    from litzoo.platform.distributed import RankWatchdog
     from litzoo.platform.guards import NonFiniteGuard, PreemptionCheckpoint, ResumeState
     from litzoo.platform.registry import build
     from litzoo.platform.scaling import resolve_precision, scale_learning_rate
@@ -206,6 +212,8 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
                                       precision=precision, plugins=[AtomicCheckpointIO()],
                                       **datamodule.trainer_kwargs(), _convert_="all")
 
+    if trainer.world_size > 1 and not any(isinstance(c, RankWatchdog) for c in trainer.callbacks):
+        trainer.callbacks.append(RankWatchdog())  # a dead rank must fail the job, not hang it
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     log.info("Batch size: %d per device x %d device(s) x %d accumulation = %d global",
              cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
@@ -434,9 +442,8 @@ def _is_signal_stop(error: BaseException) -> bool:
 
 def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) -> None:
     preempted = _is_signal_stop(error)
-    interrupted = preempted or isinstance(error, KeyboardInterrupt) or (
-        isinstance(error, SystemExit) and error.code not in (0, None)
-    )
+    # Lightning turns Ctrl-C into sys.exit(1); launchers (submitit) exit with codes of their own.
+    interrupted = preempted or isinstance(error, (KeyboardInterrupt, SystemExit))
     status = "interrupted" if interrupted else "failed"
     message = str(error) if isinstance(error, LitzooError) else f"{type(error).__name__}: {error}"
     _log_to_file_only("".join(traceback.format_exception(type(error), error, error.__traceback__)))
@@ -450,7 +457,11 @@ def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) ->
         return
     if interrupted:
         log.warning("Run interrupted; continue it with `python train.py resume=%s`", ctx.run_dir)
-        sys.exit(143 if preempted else 130)
+        if preempted:
+            sys.exit(143)
+        if isinstance(error, SystemExit):
+            raise error  # keep the exit code a launcher chose
+        sys.exit(130)
     if isinstance(error, LitzooError):
         _log_to_file_only(message)
         print(f"\nError: {message}\n(run directory: {ctx.run_dir})", file=sys.stderr)

@@ -75,7 +75,8 @@ class ClassificationTask(TaskModule):
             loss = self.train_criterion(logits, labels)
             self.train_acc(logits, labels)
             self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images),
+                 sync_dist=True)
         return loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
