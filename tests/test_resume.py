@@ -126,3 +126,20 @@ def test_resume_auto_finds_the_unfinished_run_and_skips_a_truncated_checkpoint(r
 def test_resuming_a_completed_run_is_refused(reference):
     result = run_cli([f"resume={reference}"])
     assert result.returncode == 2 and "already completed" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_ddp_run_resumes_exactly(tmp_path):
+    args = [*ARGS, "trainer=ddp_cpu", "trainer.max_epochs=2"]
+    reference = tmp_path / "ref"
+    result = run_cli([*args, f"hydra.run.dir={reference}"], env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    process = start([*args, f"hydra.run.dir={run_dir}"])
+    wait_for_step(run_dir, 4, process)
+    process.kill()  # rank 0 dies; its child notices and exits (RankWatchdog)
+    process.wait()
+    result = run_cli([f"resume={run_dir}"], env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_json(run_dir / "run.json")["metrics"] == read_json(reference / "run.json")["metrics"]
+    assert (run_dir / "train_ddp_process_1.log").is_file()
