@@ -6,15 +6,17 @@ BERT with MiniLM-L6's shape: 6 layers, hidden 384, 12 heads) with the litzoo
 recipe (AdamW with no decay on norms/biases, linear warmup then decay, gradient
 clipping) on the same examples, one epoch each:
 
-* random: shuffled indices cut into batches, each padded to its longest text;
-* bucketed: `litzoo.datamodules.samplers.FixedBucketSampler` (GluonNLP semantics)
-  groups texts of similar length, then the same padding.
+* random: `data.sampler=null`, shuffled indices cut into batches, each padded to its longest text;
+* bucketed: the data configs' default `FixedBucketSampler` (GluonNLP semantics, 10 buckets,
+  exponential widths) groups texts of similar length, then the same padding.
 
-Texts are reviews assembled from the embedded sentiment corpus with a
-heavy-tailed (log-normal) length distribution like real review data, tokenized
-by the checkpoint's fast tokenizer and truncated to `--max-length`. Throughput
-counts real (non-padding) tokens per second; the padded share is reported too.
-Warm-up steps are not timed; the sides alternate over `--rounds` rounds.
+Both sides load through litzoo's text datamodule (`TabularTextDataModule` reading a
+JSONL file, the checkpoint's fast tokenizer, `batchify.Pad`), exactly as
+`python train.py task=text_classification data=text_tabular` does. Texts are reviews
+assembled from the embedded sentiment corpus with a heavy-tailed (log-normal) length
+distribution like real review data, truncated to `--max-length`. Throughput counts
+real (non-padding) tokens per second; the padded share is reported too. Warm-up
+steps are not timed; the sides alternate over `--rounds` rounds.
 
     python benchmarks/bench_text_bucketing.py             # 512 examples, batch 32, 2 rounds
     python benchmarks/bench_text_bucketing.py --quick     # 128 examples, 1 round
@@ -23,8 +25,10 @@ Warm-up steps are not timed; the sides alternate over `--rounds` rounds.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,15 +38,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from transformers import BertConfig, get_linear_schedule_with_warmup
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from litzoo.datamodules.batchify import Dict, Pad, Stack  # noqa: E402
 from litzoo.datamodules.samplers import FixedBucketSampler  # noqa: E402
-from litzoo.datamodules.text import HFTextEncoder, TextExample, ensure_sentiment_corpus, read_glue_split  # noqa: E402
+from litzoo.datamodules.text import TextExample, ensure_sentiment_corpus, read_glue_split  # noqa: E402
+from litzoo.datamodules.text_classification import TabularTextDataModule  # noqa: E402
 from litzoo.errors import DependencyError  # noqa: E402
 from litzoo.models.text_encoder import build_text_encoder, encoder_param_groups, load_tokenizer  # noqa: E402
 
@@ -136,22 +140,24 @@ def main() -> None:
     model.to(device)
     initial_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     reviews = make_reviews(args.examples, 0, tokenizer, args.median_tokens)
-    encoder = HFTextEncoder(tokenizer, max_length=args.max_length)
-    encoded = encoder.encode_examples(reviews)
-    dataset = [{**row, "label": example.label} for row, example in zip(encoded, reviews)]
-    lengths = [len(row["input_ids"]) for row in encoded]
-    collate = Dict(input_ids=Pad(pad_val=tokenizer.pad_token_id), attention_mask=Pad(pad_val=0),
-                   token_type_ids=Pad(pad_val=0), label=Stack())
+    folder = Path(tempfile.mkdtemp(prefix="bench_text_"))
+    table = folder / "reviews.jsonl"
+    table.write_text("".join(json.dumps({"text": r.text_a, "label": r.label}) + "\n" for r in reviews))
+    buckets = functools.partial(FixedBucketSampler, num_buckets=args.num_buckets, bucket_scheme="exp")
+    modules = {name: TabularTextDataModule(train_file=table, val_file=table, label_names=["0", "1"],
+                                           tokenizer={"kind": "hf", "pretrained": tokenizer.name_or_path},
+                                           max_length=args.max_length, batch_size=args.batch_size, seed=0,
+                                           sampler=sampler, num_replicas=1, rank=0)
+               for name, sampler in (("random", None), ("bucketed", buckets))}
+    for module in modules.values():
+        module.setup("fit")
+    lengths = modules["random"].lengths("train").tolist()
+    stats = modules["random"].prepare().encoding.encoder.stats  # of the last split encoded (the same file)
 
     def loaders(epoch: int) -> dict[str, DataLoader]:
-        random_batches = BatchSampler(
-            RandomSampler(dataset, generator=torch.Generator().manual_seed(epoch)), args.batch_size, drop_last=False
-        )
-        buckets = FixedBucketSampler(lengths, batch_size=args.batch_size, num_buckets=args.num_buckets,
-                                     shuffle=True, seed=0, num_replicas=1, rank=0)
-        buckets.set_epoch(epoch)
-        return {"random": DataLoader(dataset, batch_sampler=random_batches, collate_fn=collate),
-                "bucketed": DataLoader(dataset, batch_sampler=buckets, collate_fn=collate)}
+        for module in modules.values():
+            module.batch_sampler("train").set_epoch(epoch)
+        return {name: module.train_dataloader() for name, module in modules.items()}
 
     results: dict[str, list[dict[str, float]]] = {"random": [], "bucketed": []}
     for round_index in range(args.rounds):
@@ -171,11 +177,12 @@ def main() -> None:
     ratio = summary["bucketed"]["real_tokens_per_s"] / summary["random"]["real_tokens_per_s"]
     print(f"model: {model_name}; device: {device}, threads: {torch.get_num_threads()}")
     print(f"{args.examples} reviews, tokens per review: median {int(np.median(lengths))}, max {max(lengths)}; "
-          f"{encoder.stats.describe(args.max_length)}; batch size {args.batch_size}, {args.rounds} round(s)")
+          f"{stats.describe(args.max_length)}; batch size {args.batch_size}, {args.rounds} round(s)")
     print(f"{'batching':<10} {'real tokens/s':>14} {'padding':>9}")
     for name, row in summary.items():
         print(f"{name:<10} {row['real_tokens_per_s']:>14.0f} {100 * row['padding_share']:>8.1f}%")
     print(f"bucketed / random throughput: {ratio:.2f}x")
+    shutil.rmtree(folder, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps({"model": model_name, "device": str(device), "ratio": ratio,
                                          "args": {k: str(v) for k, v in vars(args).items()}, **summary}, indent=2))

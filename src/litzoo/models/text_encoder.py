@@ -212,7 +212,8 @@ class TextClassifier(nn.Module):
         super().__init__()
         if num_labels < 1:
             raise ConfigError(f"num_labels must be >= 1 (1 = regression), got {num_labels}.")
-        self.encoder = encoder
+        # from_pretrained returns the encoder in eval mode; fine-tuning needs its dropout (Lightning keeps modes).
+        self.encoder = encoder.train()
         self.pooling = pooling
         self.num_labels = num_labels
         if pooling != "pooler" and getattr(encoder, "pooler", None) is not None:
@@ -286,6 +287,36 @@ def build_text_encoder(
     check_tokenizer_matches(tokenizer, encoder.config, max_length)
     chosen = _choose_pooling(pooling, encoder, info, directory)
     return TextClassifier(encoder, num_labels, pooling=chosen, dropout=dropout), tokenizer
+
+
+def create_text_classifier(
+    num_labels: int,
+    pretrained: str | Path,
+    tokenizer: str | Path | None = None,
+    pooling: str = "auto",
+    dropout: float | None = None,
+    max_length: int | None = None,
+    load_pretrained: bool = True,
+) -> TextClassifier:
+    """The factory of the `conf/model/{bert_base,bert_large,minilm_l6,hf_encoder}.yaml` entries.
+
+    `pretrained` is a local checkpoint directory, `minilm_l6`, or a hub name already in the
+    local cache; `tokenizer` the directory (or name) the data was tokenized with, checked
+    against the model. `load_pretrained=False` builds the architecture from the checkpoint's
+    `config.json` alone, with random weights, for a trained model whose weights come from a
+    litzoo checkpoint (`pretrained` is then e.g. `<run_dir>/tokenizer`, which holds the
+    config and the tokenizer); `pooling` must then be the one used in training.
+    """
+    if load_pretrained:
+        model, _ = build_text_encoder(pretrained, num_labels, tokenizer=tokenizer, pooling=pooling,
+                                      dropout=dropout, max_length=max_length)
+        return model
+    if pooling == "auto":
+        raise ConfigError("Rebuilding a fine-tuned encoder needs the pooling it was trained with, not 'auto'.")
+    config = load_pretrained_config(pretrained)
+    model, _ = build_text_encoder(config=config, tokenizer=tokenizer if tokenizer is not None else pretrained,
+                                  num_labels=num_labels, pooling=pooling, dropout=dropout, max_length=max_length)
+    return model
 
 
 def load_pretrained_config(name_or_path: str | Path) -> PretrainedConfig:

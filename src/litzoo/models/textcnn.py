@@ -26,6 +26,7 @@ the padding).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from torch import nn
 from litzoo.datamodules.text.vocab import Vocab
 from litzoo.errors import ConfigError
 from litzoo.models.embeddings import PretrainedEmbeddings, build_embedding_matrix
+
+log = logging.getLogger("litzoo")
 
 TEXTCNN_VARIANTS: tuple[str, ...] = ("rand", "static", "non-static", "multichannel")
 
@@ -179,3 +182,47 @@ def build_textcnn(
     vectors = build_embedding_matrix(vocab, embeddings, dim=embed_dim, seed=seed)
     model = TextCNN(len(vocab), num_classes, variant, pretrained=vectors.weights, padding_idx=vocab.pad_id, **kwargs)
     return model, vectors
+
+
+def create_textcnn(
+    num_labels: int,
+    vocab_size: int,
+    pad_id: int = 0,
+    vocab: Vocab | None = None,
+    variant: str = "rand",
+    embeddings: str | Path | None = None,
+    embed_dim: int | None = None,
+    kernel_sizes: Sequence[int] = (3, 4, 5),
+    num_filters: int = 100,
+    dropout: float = 0.5,
+    max_norm: float | None = 3.0,
+    init_range: float = 0.25,
+    seed: int = 0,
+    load_pretrained: bool = True,
+) -> TextCNN:
+    """The `conf/model/textcnn.yaml` factory: a textCNN for the data's vocabulary and label count.
+
+    The task passes `num_labels` (1 = regression), the vocabulary's size and padding id and,
+    while training, the `Vocab` itself so the word vectors of `embeddings` can be looked up
+    (found/random counts are logged). `load_pretrained=False` (rebuilding a trained model whose
+    weights come from a checkpoint) skips the vector file and needs `embed_dim`.
+    """
+    variant = normalize_variant(variant)
+    options = dict(kernel_sizes=kernel_sizes, num_filters=num_filters, dropout=dropout, max_norm=max_norm)
+    if variant == "rand":
+        return TextCNN(vocab_size, num_labels, variant, embed_dim=embed_dim, padding_idx=pad_id,
+                       init_range=init_range, **options)
+    if not load_pretrained:
+        if embed_dim is None:
+            raise ConfigError(f"Rebuilding a textCNN ({variant}) without its word-vector file needs model.embed_dim.")
+        placeholder = torch.zeros(vocab_size, embed_dim)  # the checkpoint's weights replace it
+        return TextCNN(vocab_size, num_labels, variant, pretrained=placeholder, padding_idx=pad_id, **options)
+    if vocab is None or len(vocab) != vocab_size:
+        raise ConfigError(
+            f"textCNN variant {variant!r} looks up word vectors by word, so it needs the vocabulary of the data "
+            f"(vocab_size={vocab_size}); build it through task=text_classification, which passes it."
+        )
+    model, vectors = build_textcnn(vocab, num_labels, variant, embeddings, embed_dim=embed_dim, seed=seed, **options)
+    if vectors is not None:
+        log.info("textCNN (%s): %s", variant, vectors.describe())
+    return model

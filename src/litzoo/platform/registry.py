@@ -28,13 +28,23 @@ def build(cfg: DictConfig | dict, **kwargs: Any) -> Any:
     Its targets are checked against the allowlist first (`litzoo.platform.trust`), also when
     the entry comes from a checkpoint's hyper-parameters rather than a composed config.
     """
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    from litzoo.errors import LitzooError
     from litzoo.platform.trust import check_targets
 
     arguments = _plain(cfg)
     check_targets(arguments, resolve=True)
-    return instantiate(arguments, **kwargs, _convert_="all")
+    try:
+        return instantiate(arguments, **kwargs, _convert_="all")
+    except InstantiationException as error:
+        cause: BaseException | None = error
+        while isinstance(cause, InstantiationException):  # Hydra wraps the target's own error
+            cause = cause.__cause__
+        if isinstance(cause, LitzooError):
+            raise cause from None  # a user-facing message, shown as it was written
+        raise
 
 
 def _plain(cfg: DictConfig | dict) -> dict[str, Any]:

@@ -237,8 +237,9 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     finally:
         if guard.skipped:
             record.update(nonfinite_skipped_steps=guard.skipped)
-        if getattr(datamodule, "bad_samples", "error") == "skip":
-            record.update(bad_samples=_skipped_samples(ctx.run_dir, datamodule))
+        skipped = _skipped_samples(ctx.run_dir, datamodule)
+        if skipped["count"]:
+            record.update(bad_samples=skipped)
         if preemption.saved:
             record.update(last_checkpoint=str(preemption.saved))
         _close_wandb()

@@ -39,13 +39,26 @@ class TextExample:
     guid: str
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A row a reader dropped under `on_invalid="skip"`: where it was and why."""
+
+    file: str
+    line: int | str  # a 1-based line number, or a description such as "file 12_7.txt in pos/"
+    reason: str
+
+    def as_dict(self, split: str) -> dict[str, str | int]:
+        return {"split": split, "file": self.file, "line": self.line, "reason": self.reason}
+
+
 @dataclass
 class TextSplit(Sequence[TextExample]):
     """The examples of one split of one dataset, with the facts needed to use them.
 
     `label_names[i]` is the name of class `i` (as written in the file); it is None
     for regression. `skipped` holds one message per row dropped under
-    `on_invalid="skip"`, so a caller can log how many rows were lost and why.
+    `on_invalid="skip"`, so a caller can log how many rows were lost and why;
+    `skipped_rows` holds the same rows as records (file, line, reason) for run records.
     """
 
     name: str
@@ -53,6 +66,7 @@ class TextSplit(Sequence[TextExample]):
     examples: list[TextExample]
     label_names: tuple[str, ...] | None
     skipped: list[str] = field(default_factory=list)
+    skipped_rows: list[SkippedRow] = field(default_factory=list)
 
     @property
     def is_regression(self) -> bool:
@@ -108,6 +122,7 @@ class RowProblems:
         self.path = path
         self.on_invalid = check_on_invalid(on_invalid)
         self.messages: list[str] = []
+        self.rows: list[SkippedRow] = []
 
     def report(self, line: int | str, problem: str, fix: str = "") -> None:
         where = f"{self.path}, line {line}" if isinstance(line, int) else f"{self.path} ({line})"
@@ -115,10 +130,11 @@ class RowProblems:
         if self.on_invalid == "error":
             hint = f" {fix}" if fix else ""
             raise DataError(
-                f"{message}.{hint} To drop such rows instead of stopping, set on_invalid='skip' "
-                "(data.on_invalid=skip); the number of dropped rows is logged."
+                f"{message}.{hint} To drop such rows instead of stopping, set data.bad_samples=skip "
+                "(on_invalid='skip' when calling the reader); the dropped rows are counted and logged."
             )
         self.messages.append(message)
+        self.rows.append(SkippedRow(str(self.path), line, problem))
 
     def log_summary(self) -> None:
         if self.messages:

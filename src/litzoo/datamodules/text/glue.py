@@ -170,6 +170,38 @@ def expected_layout(task: GlueTask) -> str:
     return f"{task.folder}/ holding {files} (tab-separated, {header})"
 
 
+def folder_contents(root: Path, limit: int = 8) -> str:
+    """The names in a folder for an error message, shortened for big folders."""
+    names = sorted(p.name for p in root.iterdir())
+    if len(names) <= limit:
+        return str(names)
+    return f"{len(names)} entries, e.g. {names[:limit]}"
+
+
+def check_glue_folder(root: str | Path, task: str | GlueTask) -> None:
+    """Check, without reading the rows, that `root` holds the task's labeled files with the right columns.
+
+    Cheap enough to run during config validation (it reads one line per file).
+    """
+    spec = get_glue_task(task)
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"GLUE {spec.name}: data.root={root} is not a directory. Point data.root at the {spec.folder} "
+            f"folder exactly as GLUE distributes it: {expected_layout(spec)}."
+        )
+    missing = [name for name in spec.splits.values() if not (root / name).is_file()]
+    if missing:
+        raise DataError(
+            f"GLUE {spec.name}: {', '.join(missing)} not found in {root} (the folder holds {folder_contents(root)}). Point "
+            f"data.root at the {spec.folder} folder exactly as GLUE distributes it: {expected_layout(spec)}."
+        )
+    for name in spec.splits.values():
+        path = root / name
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            _resolve_columns(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), path, spec, labeled=True)
+
+
 def read_glue_split(
     root: str | Path,
     task: str | GlueTask,
@@ -187,8 +219,7 @@ def read_glue_split(
     root = Path(root).expanduser()
     path = root / spec.file_for(split)
     if not path.is_file():
-        found = sorted(p.name for p in root.iterdir()) if root.is_dir() else None
-        where = f"the folder holds {found}" if found is not None else "that folder does not exist"
+        where = f"the folder holds {folder_contents(root)}" if root.is_dir() else "that folder does not exist"
         raise DataError(
             f"GLUE {spec.name}: {path} not found ({where}). Point data.root at the {spec.folder} folder "
             f"exactly as GLUE distributes it: {expected_layout(spec)}."
@@ -199,7 +230,8 @@ def read_glue_split(
     if not examples:
         raise DataError(f"GLUE {spec.name}: {path} contains no usable rows. Check that the file is not empty.")
     return TextSplit(
-        name=split, path=path, examples=examples, label_names=spec.label_names, skipped=problems.messages
+        name=split, path=path, examples=examples, label_names=spec.label_names, skipped=problems.messages,
+        skipped_rows=problems.rows,
     )
 
 

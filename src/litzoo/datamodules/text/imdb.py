@@ -77,4 +77,5 @@ def read_imdb_split(root: str | Path, split: str = "train", on_invalid: str = "e
     problems.log_summary()
     if not examples:
         raise DataError(f"IMDB: {split_dir} holds no .txt reviews under neg/ and pos/.")
-    return TextSplit(name=split, path=split_dir, examples=examples, label_names=IMDB_LABELS, skipped=problems.messages)
+    return TextSplit(name=split, path=split_dir, examples=examples, label_names=IMDB_LABELS,
+                     skipped=problems.messages, skipped_rows=problems.rows)

@@ -126,6 +126,40 @@ def _jsonl_records(path: Path) -> tuple[list[str], list[tuple[int, Row]]]:
     return list(first), parsed
 
 
+def table_columns(path: str | Path, fmt: str | None = None, quoting: str | None = None) -> list[str]:
+    """The column names of a table from its first line (JSONL: the keys of the first record), rows unread."""
+    path = Path(path).expanduser()
+    fmt = detect_format(path, fmt)
+    if not path.is_file():
+        raise DataError(f"Table {path} not found. Check the file paths in the data config (data.train_file, ...).")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        if fmt == "jsonl":
+            for number, text in enumerate(handle, start=1):
+                if text.strip():
+                    try:
+                        value = json.loads(text)
+                    except json.JSONDecodeError as error:
+                        raise DataError(f"{path}, line {number}: not valid JSON ({error.msg}).") from None
+                    if not isinstance(value, dict):
+                        raise DataError(f"{path}, line {number}: expected a JSON object, found {type(value).__name__}.")
+                    return list(value)
+            raise DataError(f"{path} holds no JSON records.")
+        quoting = quoting or ("minimal" if fmt == "csv" else "none")
+        if quoting not in _QUOTING:
+            raise ConfigError(f"quoting={quoting!r} is unknown; use 'minimal' or 'none'.")
+        reader = csv.reader(handle, delimiter="," if fmt == "csv" else "\t", quoting=_QUOTING[quoting])
+        header = [name.strip() for name in next(reader, [])]
+    if not header:
+        raise DataError(f"{path} is empty; the first line must be a header naming the columns.")
+    return header
+
+
+def check_table_columns(path: str | Path, needed: Sequence[str], fmt: str | None = None,
+                        quoting: str | None = None) -> None:
+    """Raise `DataError` naming the columns of `needed` that the table's header lacks."""
+    _require_columns(path, table_columns(path, fmt, quoting), needed)
+
+
 def _label_key(raw: Any) -> str:
     """Labels are compared as strings so that `1` in JSON and `"1"` in CSV name the same class."""
     return raw.strip() if isinstance(raw, str) else str(raw)
@@ -209,7 +243,7 @@ def read_tabular_split(
     if not examples:
         raise DataError(f"{path} contains no usable rows.")
     return TextSplit(name=split, path=path, examples=examples, label_names=None if is_regression else names,
-                     skipped=problems.messages)
+                     skipped=problems.messages, skipped_rows=problems.rows)
 
 
 def _record_to_example(

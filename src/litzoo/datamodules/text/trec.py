@@ -106,4 +106,5 @@ def read_trec_split(
     problems.log_summary()
     if not examples:
         raise DataError(f"TREC: {path} contains no questions. Check that it is the original `.label` file.")
-    return TextSplit(name=split, path=path, examples=examples, label_names=label_names, skipped=problems.messages)
+    return TextSplit(name=split, path=path, examples=examples, label_names=label_names,
+                     skipped=problems.messages, skipped_rows=problems.rows)

@@ -1,0 +1,244 @@
+"""Text classification: single sentences or sentence pairs, classes or a score (STS-B), textCNN or an encoder.
+
+One task for all of GLUE, TREC, IMDB and users' tables. What varies comes from the data
+(`data_info`, see `TextClassificationDataModule.info`) and the model config:
+
+- pairs are the same task with two text fields (the tokenizer joins them);
+- `num_labels == 1` (no label set) makes it regression: MSE loss, predicted scores,
+  Pearson/Spearman; otherwise cross-entropy (optional label smoothing) and class probabilities;
+- metrics are the dataset's (`accuracy`, `f1` of the positive class, `mcc`, `pearson`,
+  `spearman`; torchmetrics), logged as `val/<metric>` and `test/<metric>` for the first
+  evaluation split and `<stage>/<split>/<metric>` for the others (MNLI's dev_mismatched);
+- the model family follows the model config's `tokenizer.kind`: `vocab` builds a textCNN
+  (`litzoo.models.textcnn.create_textcnn`, Kim's max-norm constraint applied after every
+  optimizer step), `hf` a pretrained encoder with a head
+  (`litzoo.models.text_encoder.create_text_classifier`).
+
+Fine-tuning recipe: AdamW over groups without weight decay on LayerNorm weights and biases,
+optional layer-wise learning-rate decay (`layer_decay`), gradient clipping by norm
+(`max_grad_norm`, unless `trainer.gradient_clip_val` is set), and `sched=linear` (linear
+warmup then linear decay). Each model config's `recipe` holds its usual values, which the
+task config applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from litzoo.errors import CheckpointError, ConfigError, LitzooError
+from litzoo.metrics.text import build_text_metrics, predictions_from_outputs
+from litzoo.platform.registry import build
+from litzoo.tasks.base import TaskModule
+
+# Keys of a text model config that describe it to the task rather than to its factory.
+MODEL_META_KEYS = ("tokenizer", "recipe")
+
+
+def build_text_model(model: dict, data_info: dict, vocab: Any = None,
+                     load_pretrained: bool = True) -> tuple[nn.Module, dict]:
+    """The network for `model` (a registry entry) on the data described by `data_info`.
+
+    Returns the network and the model config with the values its factory settled on
+    (textCNN's `embed_dim` read from the vectors, an encoder's `auto` pooling), so that a
+    checkpoint's hyper-parameters rebuild exactly this architecture.
+    """
+    encoding = data_info["encoding"]
+    kind = encoding["kind"]
+    declared = (model.get("tokenizer") or {}).get("kind")
+    if declared is not None and declared != kind:
+        raise ConfigError(
+            f"Tokenizer/model mismatch: model={model.get('name')} reads `{declared}` input but the data was tokenized "
+            f"as `{kind}` (data.tokenizer). Leave data.tokenizer to task=text_classification, which sets it from "
+            "the model's tokenizer entry."
+        )
+    arguments = {k: v for k, v in model.items() if k not in MODEL_META_KEYS}
+    num_labels = int(data_info["num_labels"])
+    if kind == "vocab":
+        net = _build_unwrapped(arguments, num_labels=num_labels, vocab_size=int(encoding["vocab_size"]),
+                               pad_id=int(encoding["pad_id"]), vocab=vocab, load_pretrained=load_pretrained)
+        settled = {"embed_dim": int(net.embedding.embedding_dim)}
+    else:
+        net = _build_unwrapped(arguments, num_labels=num_labels, tokenizer=encoding["pretrained"],
+                               max_length=encoding["max_length"], load_pretrained=load_pretrained)
+        settled = {"pooling": net.pooling}
+    return net, {**model, **settled}
+
+
+def _build_unwrapped(arguments: dict, **kwargs: Any) -> nn.Module:
+    """`build`, re-raising a user error from the factory as itself rather than Hydra's wrapper around it."""
+    try:
+        return build(arguments, **kwargs)
+    except Exception as error:
+        cause = error.__cause__
+        if type(error).__name__ == "InstantiationException" and isinstance(cause, LitzooError):
+            raise cause from None
+        raise
+
+
+def metric_prefix(stage: str, index: int, split_name: str) -> str:
+    """`val/` for the first evaluation split, `val/<split>/` for the others."""
+    return f"{stage}/" if index == 0 else f"{stage}/{split_name}/"
+
+
+class TextClassificationTask(TaskModule):
+    """Classify texts or text pairs into `data_info["num_labels"]` classes, or score them (1 label).
+
+    Args:
+        model: the model config entry (`_target_`, arguments, `tokenizer`, `recipe`).
+        data_info: what the datamodule says about the data (labels, metrics, evaluation splits,
+            the text encoding). Its `vocab` entry (a `Vocab`, for textCNN) is used to look up word
+            vectors and is not saved with the hyper-parameters: the run directory holds it.
+        optim, sched, no_decay_norm_bias, ema_decay: see `TaskModule`.
+        label_smoothing: smoothing of the training targets (classification).
+        layer_decay: layer-wise learning-rate decay of transformer encoders (1 = off): the
+            head keeps `lr`, the top layer gets `lr * d`, ..., the embeddings `lr * d ** (L + 1)`.
+        max_grad_norm: clip the gradients' global norm to this (null = off) unless
+            `trainer.gradient_clip_val` is set.
+        load_pretrained: read pretrained weights/word vectors; false when the weights come
+            from a litzoo checkpoint (prediction).
+    """
+
+    def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
+                 label_smoothing: float = 0.0, layer_decay: float = 1.0, max_grad_norm: float | None = None,
+                 no_decay_norm_bias: bool = True, ema_decay: float | None = None,
+                 load_pretrained: bool = True) -> None:
+        super().__init__(optim, sched, no_decay_norm_bias, ema_decay)
+        vocab = data_info.get("vocab")
+        data_info = {k: v for k, v in data_info.items() if k != "vocab"}  # not saved: <run_dir>/vocab.json is
+        self.kind = data_info["encoding"]["kind"]
+        if layer_decay != 1.0 and self.kind != "hf":
+            raise ConfigError(f"task.layer_decay={layer_decay} applies to transformer encoders, which have layers; "
+                              "textCNN has none. Leave task.layer_decay=1.0 with model=textcnn.")
+        self.is_regression = bool(data_info["is_regression"])
+        self.num_labels = int(data_info["num_labels"])
+        self.label_smoothing, self.layer_decay, self.max_grad_norm = label_smoothing, layer_decay, max_grad_norm
+        self.net, model = build_text_model(model, data_info, vocab, load_pretrained)
+        self.save_hyperparameters()  # with the settled model config and without the vocabulary
+        self.init_ema()
+
+        metrics = list(data_info["metrics"])
+
+        def per_split(stage: str, names: list[str]) -> tuple[nn.ModuleList, nn.ModuleList]:
+            collections = [build_text_metrics(metrics, self.num_labels, prefix=metric_prefix(stage, i, name),
+                                              is_regression=self.is_regression) for i, name in enumerate(names)]
+            return nn.ModuleList(collections), nn.ModuleList(MeanMetric() for _ in names)
+
+        self.val_metrics, self.val_losses = per_split("val", list(data_info["val_names"]))
+        self.test_metrics, self.test_losses = per_split("test", list(data_info["test_names"]))
+        self.val_names, self.test_names = list(data_info["val_names"]), list(data_info["test_names"])
+        self.train_acc = None if self.is_regression else MulticlassAccuracy(self.num_labels, average="micro")
+
+    # --- the model --------------------------------------------------------------------------------
+    def outputs(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits `[B, num_labels]` (a score `[B, 1]` for regression) of a collated batch."""
+        if self.kind == "vocab":
+            return net(batch["input_ids"], batch["length"])
+        return net(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.outputs(self.eval_net, batch)
+
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        if self.is_regression:
+            return F.mse_loss(outputs.reshape(-1).float(), labels.float())
+        return F.cross_entropy(outputs, labels, label_smoothing=label_smoothing)
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Class probabilities `[B, C]`, or the predicted scores `[B]` for regression."""
+        return outputs.reshape(-1).float() if self.is_regression else outputs.float().softmax(dim=-1)
+
+    # --- steps ------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        outputs = self.outputs(self.net, batch)
+        labels = batch["label"]
+        loss = self.loss(outputs, labels, self.label_smoothing)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        if self.train_acc is not None:
+            self.train_acc(outputs.argmax(dim=-1), labels)
+            self.log("train/accuracy", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: nn.ModuleList,
+                  losses: nn.ModuleList) -> None:
+        outputs = self.outputs(self.eval_net, batch)
+        labels, which = batch["label"], batch["split"]
+        predictions = predictions_from_outputs(outputs, self.is_regression)
+        # A batch may mix evaluation splits (MNLI matched/mismatched): each split keeps its own metrics.
+        for index in torch.unique(which).tolist():
+            mask = which == index
+            metrics[index].update(predictions[mask], labels[mask])
+            losses[index].update(self.loss(outputs[mask], labels[mask]), weight=int(mask.sum()))
+        # Every split is logged at every step, in order: under DDP each rank must compute (and so
+        # synchronise) the same metrics in the same order at the epoch's end, whatever it saw.
+        for index, (collection, mean_loss) in enumerate(zip(metrics, losses)):
+            show = stage == "val" and index == 0
+            self.log(f"{collection.prefix}loss", mean_loss, on_step=False, on_epoch=True, prog_bar=show,
+                     add_dataloader_idx=False)
+            self.log_dict(collection, on_step=False, on_epoch=True, prog_bar=show, add_dataloader_idx=False)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics, self.val_losses)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics, self.test_losses)
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self.probabilities(self(batch))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose model read text another way (clearer than a tensor size mismatch)."""
+        saved = ((checkpoint.get("hyper_parameters") or {}).get("data_info") or {}).get("encoding") or {}
+        mine = self.hparams["data_info"]["encoding"]
+        if saved and (saved.get("kind"), saved.get("vocab_size")) != (mine["kind"], mine["vocab_size"]):
+            raise CheckpointError(
+                f"The checkpoint's model reads {saved.get('kind')} ids from a vocabulary of {saved.get('vocab_size')} "
+                f"entries, but this run's data is tokenized into {mine['vocab_size']} {mine['kind']} ids. Evaluate it "
+                "with the data, model and tokenizer settings it was trained with (its run's .hydra/config.yaml)."
+            )
+
+    # --- optimization -----------------------------------------------------------------------------
+    def param_groups(self) -> list[dict[str, Any]] | Any:
+        if self.kind != "hf":
+            return super().param_groups()
+        from litzoo.models.text_encoder import encoder_param_groups
+
+        weight_decay = float(self.optim_cfg.get("weight_decay", 0.0) or 0.0)
+        groups = encoder_param_groups(self.net, lr=float(self.optim_cfg["lr"]), weight_decay=weight_decay,
+                                      layer_decay=self.layer_decay)
+        if not self.no_decay_norm_bias:
+            for group in groups:
+                group["weight_decay"] = weight_decay
+        if self.layer_decay == 1.0:  # every layer has the same lr: two groups keep the lr log readable
+            groups = _merge_by_weight_decay(groups)
+        return groups
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        if gradient_clip_val is None and self.max_grad_norm:
+            gradient_clip_val, gradient_clip_algorithm = float(self.max_grad_norm), "norm"
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                            gradient_clip_algorithm=gradient_clip_algorithm)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        apply_max_norm = getattr(self.net, "apply_max_norm_", None)
+        if apply_max_norm is not None:  # Kim (2014): bound the output layer's row norms after each update
+            apply_max_norm()
+
+
+def _merge_by_weight_decay(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[float, dict[str, Any]] = {}
+    for group in groups:
+        target = merged.setdefault(group["weight_decay"], {
+            "params": [], "param_names": [], "lr": group["lr"], "weight_decay": group["weight_decay"],
+            "name": "decay" if group["weight_decay"] else "no_decay",
+        })
+        target["params"] += group["params"]
+        target["param_names"] += group["param_names"]
+    return list(merged.values())
