@@ -145,3 +145,18 @@ def test_every_experiment_composes_and_validates_its_pairing(experiment, tmp_pat
     assert cfg.task.name in cfg.model.tasks and cfg.task.name in cfg.data.tasks
     if not cfg.data.get("layout"):  # datasets on the user's disk are checked in the tests above
         validate(cfg, [CONFIG_DIR])
+
+
+@pytest.mark.parametrize("debug", options("debug"))
+def test_debug_configs_compose(debug):
+    cfg = compose([f"debug={debug}"])
+    validate(cfg, [CONFIG_DIR])
+
+
+def test_fast_dev_run_goes_end_to_end(tmp_path):
+    from conftest import run_in_process
+
+    code, record = run_in_process(["debug=fdr", "data.image_size=16", "callbacks.progress_bar=null"],
+                                  tmp_path / "fdr")
+    assert code == 0 and record["status"] == "completed"
+    assert set(record["metrics"]) == {"test/acc_top1", "test/acc_top5", "test/loss"}
