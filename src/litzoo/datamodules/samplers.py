@@ -235,7 +235,8 @@ class ShardedBatchSampler(abc.ABC):
             repeating batches from the start of the epoch to even the ranks out.
         even_split: under DDP, split the largest batches in two until the number of batches
             divides by the world size, instead of repeating batches: every sample is seen exactly
-            once (only impossible with fewer samples than ranks; then batches are repeated). Meant
+            once (impossible only when there are fewer samples than the batches the ranks need,
+            world size x ceil(batches / world size); then batches are repeated). Meant
             for evaluation, where a repeated batch would be counted twice by the metrics.
     """
 
