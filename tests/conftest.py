@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: CI must not pass or fail by luck.
+settings.register_profile("litzoo", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("litzoo")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "conf"
