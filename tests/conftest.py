@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "conf"
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 
-# Overrides that make any classification run take seconds: a few batches of small images.
-TINY = [
+# Overrides that make any run take seconds: one epoch of a few batches, no progress output.
+FAST_RUN = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=2",
@@ -36,9 +36,9 @@ TINY = [
     "trainer.log_every_n_steps=1",
     "callbacks.progress_bar=null",
     "callbacks.model_summary=null",
-    "data.image_size=16",
-    "data.batch_size=16",
 ]
+# ... for image classification: small images and batches too.
+TINY = [*FAST_RUN, "data.image_size=16", "data.batch_size=16"]
 
 
 def compose(overrides: Sequence[str] = (), run_dir: Path | None = None, config_dirs: Sequence[Path] = ()) -> Any:
@@ -101,3 +101,23 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip("../shared/fixtures is not present in this checkout")
     return FIXTURES
+
+
+# -- text: the embedded corpora and a tiny BERT checkpoint, made once per session ---------------
+
+
+@pytest.fixture(scope="session")
+def corpus_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The embedded sentiment (SST-2 format) and paraphrase (MRPC format) corpora."""
+    from text_fixtures import corpora
+
+    return corpora(tmp_path_factory.mktemp("corpora"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory, corpus_roots) -> Path:
+    """A randomly initialised small BERT checkpoint directory whose vocabulary covers both corpora."""
+    from text_fixtures import write_tiny_bert
+
+    sentiment, paraphrase = corpus_roots
+    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny", [(sentiment, "sst2"), (paraphrase, "mrpc")])

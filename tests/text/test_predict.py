@@ -11,18 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, compose, run_in_process
-from text_fixtures import SMALL_TEXTCNN, TEXT_TINY, corpora, write_tiny_bert
+from text_fixtures import SMALL_TEXTCNN, TEXT_TINY
 
 from litzoo.datamodules.text import Vocab, read_glue_split
 from litzoo.errors import CheckpointError, DataError
 from litzoo.platform.checkpointing import load_checkpoint_file
 from litzoo.platform.registry import build
 from litzoo.predict import find_checkpoint, load_predictor, main, predict, read_inputs
-
-
-@pytest.fixture(scope="module")
-def corpus_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return corpora(tmp_path_factory.mktemp("corpora"))
 
 
 def trained(overrides: list[str], run_dir: Path) -> tuple[list[str], dict]:
@@ -41,9 +36,10 @@ def textcnn_run(corpus_roots, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 
 @pytest.fixture(scope="module")
-def bert_pair_run(corpus_roots, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict]:
+def bert_pair_run(corpus_roots, tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[Path, list[str], dict]:
     sentiment, paraphrase = corpus_roots
-    bert = write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny", [(sentiment, "sst2"), (paraphrase, "mrpc")])
+    bert = tiny_bert
     run_dir = tmp_path_factory.mktemp("bert_pairs") / "run"
     overrides, record = trained(["model=hf_encoder", f"model.pretrained={bert}", "data=paraphrase",
                                  f"data.root={paraphrase}", "optim.lr=1e-3"], run_dir)

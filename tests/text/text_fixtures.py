@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import FAST_RUN
+
 from litzoo.datamodules.text import (
     WordTokenizer,
     ensure_paraphrase_corpus,
@@ -18,20 +20,8 @@ from litzoo.datamodules.text import (
     read_glue_split,
 )
 
-# Overrides that make a text run take seconds (tests/conftest.py's TINY without the image settings).
-TEXT_TINY = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.log_every_n_steps=1",
-    "callbacks.progress_bar=null",
-    "callbacks.model_summary=null",
-    "callbacks.step_checkpoint=null",
-    "data.batch_size=16",
-]
+# Overrides that make a text run take seconds.
+TEXT_TINY = [*FAST_RUN, "callbacks.step_checkpoint=null", "data.batch_size=16"]
 # A small textCNN (the default has 300-d embeddings and 3 x 100 filters).
 SMALL_TEXTCNN = ["model.embed_dim=32", "model.num_filters=16"]
 
