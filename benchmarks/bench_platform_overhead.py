@@ -5,7 +5,8 @@ SGD settings for the same number of steps. The litzoo side is the real
 platform: the default config composed by Hydra, `litzoo.platform.runner.run`
 with its Trainer, task module, logger, callbacks, progress bar and run record;
 only the datamodule is swapped for the in-memory one. Warm-up steps are not
-timed on either side; the sides alternate to spread machine noise.
+timed on either side, an untimed loop first warms the process up, and the
+sides alternate to spread machine noise.
 
     python benchmarks/bench_platform_overhead.py            # 5 warm-up + 30 timed steps, 2 rounds
     python benchmarks/bench_platform_overhead.py --quick    # fewer steps, one round
@@ -141,8 +142,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
-    warmup, steps, rounds = (2, 8, 1) if args.quick else (5, 30, 2)
+    warmup, steps, rounds = (2, 8, 1) if args.quick else (5, 30, 3)
     dataset = make_data(warmup + steps, args.batch_size, args.image_size)
+    # The first training loop of a process is slower (oneDNN picks and caches its kernels):
+    # run one untimed so that neither side pays for it.
+    plain_loop(dataset, args.batch_size, warmup, steps, lr=0.05)
     results: dict[str, list[float]] = {"plain PyTorch loop": [], "litzoo (train.py path)": []}
     for _ in range(rounds):
         results["plain PyTorch loop"].append(plain_loop(dataset, args.batch_size, warmup, steps, lr=0.05))
