@@ -349,3 +349,26 @@ def test_scoring_masks_leaves_the_datasets_ground_truth_untouched(gt: dict) -> N
     run_evaluator(coco, perfect_predictions(coco), ("segm",), label_to_cat_id=LABEL_TO_CAT)
     # COCOeval would have rewritten the polygons as RLE in place had it scored on this object.
     assert json.dumps(coco.dataset, sort_keys=True) == before
+
+
+def test_per_box_results_of_an_image_are_scored_together_and_repeats_collapse(gt: dict) -> None:
+    """Top-down pose adds one result per person box under its own key: an image's boxes all count,
+    and a box seen twice (a distributed sampler's padding) counts once."""
+    coco = gt["keypoints"]
+    anns = [a for a in coco.anns.values() if not a["iscrowd"] and a["num_keypoints"] > 0]
+
+    def result(ann: dict) -> dict:
+        return {"image_id": ann["image_id"], "category_id": 1, "keypoints": ann["keypoints"], "score": 1.0}
+
+    keyed = CocoEvaluator(coco, ("keypoints",), kpt_oks_sigmas=SHAPE_KPT_OKS_SIGMAS)
+    for ann in [*anns, anns[0]]:
+        keyed.add(ann["image_id"], {"keypoints": [result(ann)]}, key=(ann["image_id"], ann["id"]))
+    scored = keyed.compute()
+    assert len(scored.detections["keypoints"]) == len(anns)
+    assert scored.metrics["keypoints"]["map"] == 1.0
+    assert keyed.num_images == len({a["image_id"] for a in anns})
+    # Keyed by image alone, each image would keep only its last box: a miss the test can see.
+    per_image = CocoEvaluator(coco, ("keypoints",), kpt_oks_sigmas=SHAPE_KPT_OKS_SIGMAS)
+    for ann in anns:
+        per_image.add(ann["image_id"], {"keypoints": [result(ann)]})
+    assert per_image.compute().metrics["keypoints"]["map"] < 1.0

@@ -93,6 +93,35 @@ def test_train_and_eval_contract(name: str) -> None:
             assert out["keypoints"].shape == (n, 4, 3)
 
 
+@pytest.mark.parametrize("kind", ["faster", "mask", "keypoint", "timm"])
+def test_narrow_fpn_and_box_head(kind: str) -> None:
+    """litzoo's CPU defaults: every head downstream of the FPN follows its width (the keypoint head too)."""
+    narrow = {"fpn_channels": 128, "box_head_dim": 256}
+    model = {
+        "faster": lambda: build_faster_rcnn(3, **narrow),
+        "mask": lambda: build_mask_rcnn(3, box_detections_per_img=10, **narrow),
+        "keypoint": lambda: build_keypoint_rcnn(num_keypoints=4, num_classes=3, **narrow),
+        "timm": lambda: build_faster_rcnn(3, backbone_source="timm", backbone_name="resnet18", **narrow),
+    }[kind]()
+    assert model.backbone.out_channels == 128
+    assert model.rpn.head.conv[0][0].in_channels == 128
+    head = model.roi_heads.box_head
+    assert (head.fc6.in_features, head.fc6.out_features, head.fc7.out_features) == (128 * 7 * 7, 256, 256)
+    assert model.roi_heads.box_predictor.cls_score.in_features == 256
+    assert model.roi_heads.box_predictor.cls_score.out_features == 3
+    images, targets = batch(masks=kind == "mask", keypoints=kind == "keypoint")
+    model.train()
+    losses = model(images, targets)
+    assert torch.isfinite(sum(losses.values()))
+
+
+def test_torchvision_architectures_refuse_the_width_options() -> None:
+    with pytest.raises(ConfigError, match="fpn_channels and box_head_dim apply to the ResNet and timm"):
+        build_faster_rcnn(3, variant="mobilenet_v3_large_fpn", fpn_channels=128)
+    with pytest.raises(ConfigError, match="resnet50_fpn_v2 keeps torchvision's architecture"):
+        build_mask_rcnn(3, variant="resnet50_fpn_v2", box_head_dim=256)
+
+
 @pytest.mark.parametrize("build", [build_faster_rcnn, build_mask_rcnn])
 def test_resnet50_v2_recipe(build) -> None:
     model = build(3, variant="resnet50_fpn_v2")

@@ -363,8 +363,9 @@ class CocoTopDownPose(Dataset):
     detector's COCO results (``detections``: a list of result dicts or the path of a results
     JSON). Each sample is ``(image, target)`` where ``image`` is the normalised crop
     (3 x H x W float) and ``target`` holds ``heatmaps`` (K x H/s x W/s), ``target_weight`` (K),
-    ``keypoints`` (K x 3, crop pixels), ``center`` and ``scale`` (the crop in image pixels,
-    for mapping predictions back), ``image_id``, ``score`` and ``area``.
+    ``keypoints`` (K x 3, crop pixels), ``center``, ``scale`` and ``rotation`` (the crop in
+    image pixels, for mapping predictions back), ``image_id``, ``sample_index`` (the box's
+    index in this dataset), ``score`` and ``area``.
 
     Training augmentation follows the paper: random scale (1 +- ``scale_factor``), rotation
     (+- ``rotation_factor`` degrees, applied with probability 0.6) and horizontal flip with
@@ -522,6 +523,8 @@ class CocoTopDownPose(Dataset):
             "scale": torch.from_numpy(scale).float(),
             "rotation": torch.tensor(rotation, dtype=torch.float32),
             "image_id": torch.tensor(sample["image_id"], dtype=torch.int64),
+            # Which box of the dataset this is: an image's boxes are evaluated together, each once.
+            "sample_index": torch.tensor(index, dtype=torch.int64),
             "score": torch.tensor(sample["score"], dtype=torch.float32),
             "area": torch.tensor(sample["area"], dtype=torch.float32),
         }

@@ -126,7 +126,7 @@ def sanitize_boxes(min_size: float = 1.0) -> T.SanitizeBoundingBoxes:
 
 
 def detection_train_transforms(
-    min_size: int | Sequence[int] = 128,
+    min_size: int | Sequence[int] | None = 128,
     max_size: int | None = None,
     hflip_prob: float = 0.5,
     flip_pairs: Sequence[tuple[int, int]] = (),
@@ -136,14 +136,15 @@ def detection_train_transforms(
 
     ``min_size`` is the shorter side after resizing; a sequence picks one at random per
     image (multi-scale training, torchvision's ``RandomShortestSize``). ``max_size`` caps
-    the longer side.
+    the longer side. ``None`` keeps the image size: torchvision's R-CNN models resize
+    internally (their own ``min_size``/``max_size``, multi-scale when given several).
     """
     steps: list[Any] = [KeypointsToTVTensor()]
     if photometric:
         steps.append(T.RandomPhotometricDistort(p=0.5))
     if isinstance(min_size, int):
         steps.append(T.Resize(min_size, max_size=max_size))
-    else:
+    elif min_size is not None:
         steps.append(T.RandomShortestSize(list(min_size), max_size=max_size))
     if hflip_prob > 0:
         steps.append(RandomHorizontalFlipWithKeypointSwap(hflip_prob, flip_pairs))

@@ -19,7 +19,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,14 +307,25 @@ class CocoEvalResult:
             out.update({f"{prefix}{k}": v for k, v in stats.items()})
         return out
 
-    def save_detections(self, directory: str | os.PathLike) -> list[Path]:
-        """Write ``detections_<iou_type>.json`` (COCO results format) for submission or re-scoring."""
+    def save_detections(
+        self, directory: str | os.PathLike, stem: str = "detections", primary: str | None = None
+    ) -> list[Path]:
+        """Write the scored results (COCO results format) for submission or re-scoring.
+
+        One file per IoU type, ``<stem>_<iou_type>.json``; the ``primary`` type, if given, is
+        written as plain ``<stem>.json`` (e.g. ``detections_test.json`` for boxes and
+        ``detections_test_segm.json`` for masks). Written atomically, so a reader never sees
+        half a file.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = []
         for iou_type, results in self.detections.items():
-            path = directory / f"detections_{iou_type}.json"
-            path.write_text(json.dumps(results))
+            name = f"{stem}.json" if iou_type == primary else f"{stem}_{iou_type}.json"
+            path = directory / name
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_text(json.dumps(results))
+            os.replace(tmp, path)
             paths.append(path)
         return paths
 
@@ -343,6 +354,10 @@ def gather_across_ranks(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def _sort_key(key: Hashable) -> tuple:
+    return tuple(key) if isinstance(key, tuple) else (key,)
 
 
 def _broadcast_from_rank0(obj: Any) -> Any:
@@ -414,7 +429,9 @@ class CocoEvaluator:
 
     def reset(self) -> None:
         """Forget accumulated predictions (call at the start of each evaluation pass)."""
-        self._results: dict[int, dict[str, list[dict]]] = {}
+        # key -> (image id, COCO results per IoU type). The key is the image id for whole-image
+        # predictions; top-down pose adds one entry per person box under its own key.
+        self._results: dict[Hashable, tuple[int, dict[str, list[dict]]]] = {}
 
     def update(self, outputs: Sequence[Mapping[str, Any]], image_ids: Sequence[int]) -> None:
         """Add one batch: model outputs (boxes xyxy, labels, scores, [masks], [keypoints]) and their image ids."""
@@ -422,28 +439,48 @@ class CocoEvaluator:
             raise ValueError(f"update() got {len(outputs)} outputs for {len(image_ids)} image ids.")
         for output, image_id in zip(outputs, image_ids):
             image_id = int(image_id.item() if isinstance(image_id, torch.Tensor) else image_id)
-            self._results[image_id] = predictions_to_coco_results(
-                output, image_id, self.iou_types, self.label_to_cat_id, self.mask_threshold
+            self.add(
+                image_id,
+                predictions_to_coco_results(
+                    output, image_id, self.iou_types, self.label_to_cat_id, self.mask_threshold
+                ),
             )
+
+    def add(self, image_id: int, results: Mapping[str, Sequence[dict]], key: Hashable | None = None) -> None:
+        """Add ready COCO results of one image, or of one part of it under a unique ``key``.
+
+        A second call with the same key replaces the first: that is how the duplicates a
+        distributed sampler adds to even out the shards collapse. Top-down pose predicts one
+        person box per sample, so it adds each box under its own key (e.g. ``(image_id, index)``);
+        the image is scored once with all of its boxes.
+        """
+        image_id = int(image_id)
+        self._results[image_id if key is None else key] = (
+            image_id,
+            {t: [dict(r) for r in results.get(t, ())] for t in self.iou_types},
+        )
 
     @property
     def num_images(self) -> int:
-        return len(self._results)
+        return len({image_id for image_id, _ in self._results.values()})
 
     def compute(self) -> CocoEvalResult:
         """Gather all ranks' predictions and score them; every rank gets the same result."""
-        merged: dict[int, dict[str, list[dict]]] = {}
+        merged: dict[Hashable, tuple[int, dict[str, list[dict]]]] = {}
         for part in gather_across_ranks(self._results):
             merged.update(part)
         is_rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
         result = self._score(merged) if is_rank0 else None
         return _broadcast_from_rank0(result)
 
-    def _score(self, merged: dict[int, dict[str, list[dict]]]) -> CocoEvalResult:
-        image_ids = sorted(merged)
+    def _score(self, merged: dict[Hashable, tuple[int, dict[str, list[dict]]]]) -> CocoEvalResult:
+        # A fixed order (by image, then key) makes the results, and so COCOeval's tie-breaking
+        # between equal scores, independent of which rank predicted what.
+        entries = [merged[k] for k in sorted(merged, key=lambda k: (merged[k][0], _sort_key(k)))]
+        image_ids = sorted({image_id for image_id, _ in entries})
         metrics, per_class, detections = {}, {}, {}
         for iou_type in self.iou_types:
-            results = [r for image_id in image_ids for r in merged[image_id][iou_type]]
+            results = [r for _, by_type in entries for r in by_type[iou_type]]
             if self.backend == "faster_coco_eval" and self._faster_gt is None:
                 self._faster_gt = _faster_coco_eval().COCO(copy.deepcopy(self.coco_gt.dataset))
             scored = score_coco(

@@ -14,7 +14,7 @@ those equals the devkit's ``+1`` IoU on the raw XML numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,9 +98,14 @@ def evaluate_class(
 class VOCMeanAP:
     """Accumulate torchvision-style predictions/targets over a test set and compute VOC mAP@0.5.
 
-    Targets need ``boxes``, ``labels`` and optionally ``difficult`` (bool); outputs need
-    ``boxes``, ``labels``, ``scores``. ``compute()`` returns ``{"map": ..., "ap/<class>": ...}``
-    averaged over the classes that have at least one non-difficult object.
+    Targets need ``boxes``, ``labels`` and optionally ``difficult`` (bool) and ``image_id``;
+    outputs need ``boxes``, ``labels``, ``scores``. ``compute()`` returns ``{"map": ...,
+    "ap/<class>": ...}`` averaged over the classes that have at least one non-difficult object.
+
+    Images are keyed by their target's ``image_id`` (a repeated image replaces the earlier
+    entry, which collapses the duplicates a distributed sampler adds); targets without one get
+    a running number. Under DDP, :meth:`compute` gathers every rank's images before scoring,
+    so every rank gets the mAP of the whole set; that needs ``image_id`` in the targets.
     """
 
     def __init__(
@@ -112,42 +117,50 @@ class VOCMeanAP:
         self.reset()
 
     def reset(self) -> None:
-        self._detections: list[tuple[int, int, float, list[float]]] = []  # (image, label, score, box)
-        self._gt: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # key -> (gt boxes, gt labels, gt difficult, [(label, score, box)] detections)
+        self._images: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray, list]] = {}
+        self.scored_images: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray, list]] = {}
         self._next_key = 0
+
+    def _key(self, target: Mapping[str, Any]) -> Hashable:
+        image_id = target.get("image_id")
+        if image_id is None:
+            self._next_key += 1
+            return ("unnamed", self._next_key - 1)
+        return int(image_id.item()) if isinstance(image_id, torch.Tensor) else image_id
 
     def update(self, outputs: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any]]) -> None:
         for output, target in zip(outputs, targets):
-            key = self._next_key
-            self._next_key += 1
-            boxes = np.asarray(torch.as_tensor(target["boxes"]).detach().cpu(), dtype=np.float64).reshape(
-                -1, 4
-            )
-            labels = np.asarray(torch.as_tensor(target["labels"]).cpu(), dtype=np.int64).reshape(-1)
+            boxes = _array(target["boxes"], np.float64).reshape(-1, 4)
+            labels = _array(target["labels"], np.int64).reshape(-1)
             difficult = target.get("difficult")
             difficult = (
-                np.zeros(len(labels), dtype=bool)
-                if difficult is None
-                else np.asarray(torch.as_tensor(difficult).cpu(), dtype=bool).reshape(-1)
+                np.zeros(len(labels), dtype=bool) if difficult is None else _array(difficult, bool).reshape(-1)
             )
-            self._gt[key] = (boxes, labels, difficult)
-            pboxes = np.asarray(torch.as_tensor(output["boxes"]).detach().cpu(), dtype=np.float64).reshape(
-                -1, 4
-            )
-            plabels = np.asarray(torch.as_tensor(output["labels"]).cpu()).reshape(-1)
-            pscores = np.asarray(torch.as_tensor(output["scores"]).detach().cpu(), dtype=np.float64).reshape(
-                -1
-            )
-            for box, label, score in zip(pboxes, plabels, pscores):
-                self._detections.append((key, int(label), float(score), box.tolist()))
+            pboxes = _array(output["boxes"], np.float64).reshape(-1, 4)
+            plabels = _array(output["labels"], np.int64).reshape(-1)
+            pscores = _array(output["scores"], np.float64).reshape(-1)
+            detections = [(int(c), float(p), b.tolist()) for b, c, p in zip(pboxes, plabels, pscores)]
+            self._images[self._key(target)] = (boxes, labels, difficult, detections)
 
     def compute(self) -> dict[str, float]:
+        from litzoo.metrics.coco_eval import gather_across_ranks
+
+        images: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray, list]] = {}
+        for part in gather_across_ranks(self._images):
+            images.update(part)
+        self.scored_images = images  # every rank's images, e.g. for writing the scored detections
+        keys = sorted(images, key=repr)  # one order on every rank, whichever rank saw which image
         per_class: dict[str, float] = {}
         for label, name in enumerate(self.class_names, start=1):
-            gt = {k: (b[lab == label], d[lab == label]) for k, (b, lab, d) in self._gt.items()}
-            dets = [(k, s, box) for k, lab, s, box in self._detections if lab == label]
+            gt = {k: (images[k][0][images[k][1] == label], images[k][2][images[k][1] == label]) for k in keys}
+            dets = [(k, s, box) for k in keys for lab, s, box in images[k][3] if lab == label]
             per_class[name] = evaluate_class(dets, gt, self.iou_threshold, self.use_07_metric).ap
         valid = [v for v in per_class.values() if not np.isnan(v)]
         result = {"map": float(np.mean(valid)) if valid else float("nan")}
         result.update({f"ap/{name}": v for name, v in per_class.items()})
         return result
+
+
+def _array(value: Any, dtype: Any) -> np.ndarray:
+    return np.asarray(torch.as_tensor(value).detach().cpu(), dtype=dtype)

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models import resnet as torchvision_resnets
 from torchvision.models.detection import (
     FasterRCNN,
     KeypointRCNN,
@@ -37,7 +38,8 @@ from torchvision.models.detection import (
     maskrcnn_resnet50_fpn_v2,
 )
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
@@ -213,22 +215,30 @@ def _fpn_backbone(
     pretrained_backbone: str | os.PathLike | None,
     trainable_layers: int,
     frozen_bn: bool,
+    fpn_channels: int = 256,
 ) -> nn.Module:
-    """Backbone + FPN for the original-recipe heads (torchvision ResNet or timm)."""
+    """Backbone + FPN for the original-recipe heads (torchvision ResNet or timm).
+
+    The torchvision path is ``resnet_fpn_backbone``'s (layers 1-4 under an FPN with a max-pooled
+    extra level, frozen stages before the last ``trainable_layers``), with the FPN's width
+    (``fpn_channels``, torchvision: 256) left open.
+    """
     if backbone_source == "timm":
-        return TimmFPNBackbone(backbone_name or "resnet18", pretrained_backbone, trainable_layers)
+        return TimmFPNBackbone(backbone_name or "resnet18", pretrained_backbone, trainable_layers, fpn_channels)
     resnet = variant.removesuffix("_fpn")
-    if frozen_bn:
-        backbone = resnet_fpn_backbone(
-            backbone_name=resnet,
-            weights=None,
-            norm_layer=FrozenBatchNorm2d,
-            trainable_layers=trainable_layers,
-        )
-    else:  # from scratch: frozen statistics would be meaningless, so train everything with real BN
-        backbone = resnet_fpn_backbone(
-            backbone_name=resnet, weights=None, norm_layer=nn.BatchNorm2d, trainable_layers=5
-        )
+    # From scratch, frozen statistics would be meaningless: real BN, and every stage trains.
+    body = getattr(torchvision_resnets, resnet)(
+        weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
+    )
+    _freeze_resnet_body(body, trainable_layers if frozen_bn else 5)
+    stage2_channels = body.inplanes // 8  # 64 for ResNet-18/34, 256 for ResNet-50/101
+    backbone = BackboneWithFPN(
+        body,
+        return_layers={f"layer{i}": str(i - 1) for i in (1, 2, 3, 4)},
+        in_channels_list=[stage2_channels * 2 ** (i - 1) for i in (1, 2, 3, 4)],
+        out_channels=fpn_channels,
+        extra_blocks=LastLevelMaxPool(),
+    )
     if pretrained_backbone is not None:
         state = load_state_dict_file(pretrained_backbone, f"Pretrained {resnet} backbone")
         load_matching(
@@ -237,6 +247,17 @@ def _fpn_backbone(
             f"pretrained {resnet} backbone",
         )
     return backbone
+
+
+def _resize_box_head(model: nn.Module, box_head_dim: int, num_classes: int) -> None:
+    """Replace the two-FC box head (torchvision: 1024 wide) and its predictor by ``box_head_dim`` wide ones.
+
+    The head's first layer (FPN channels x 7 x 7 -> 1024) dominates an R-CNN's cost on small
+    images, where every sampled RoI goes through it; a narrower head trains several times faster.
+    """
+    in_features = model.roi_heads.box_head.fc6.in_features
+    model.roi_heads.box_head = TwoMLPHead(in_features, box_head_dim)
+    model.roi_heads.box_predictor = FastRCNNPredictor(box_head_dim, num_classes)
 
 
 def _anchor_generator(
@@ -263,8 +284,16 @@ def _build(
     trainable_layers: int,
     anchor_sizes: Sequence[Sequence[int]] | None,
     model_kwargs: dict[str, Any],
+    fpn_channels: int = 256,
+    box_head_dim: int | None = None,
 ) -> nn.Module:
     _check(kind, variant, backbone_source)
+    own_heads = backbone_source == "torchvision" and variant in ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
+    if own_heads and (fpn_channels != 256 or box_head_dim is not None):
+        raise ConfigError(
+            f"fpn_channels and box_head_dim apply to the ResNet and timm FPN variants; {variant} keeps "
+            "torchvision's architecture. Leave them at 256 and null."
+        )
     pretrained = pretrained_backbone is not None or weights_path is not None
     if not 0 <= trainable_layers <= 5:
         raise ConfigError(f"trainable_layers must be between 0 and 5, got {trainable_layers}.")
@@ -315,11 +344,14 @@ def _build(
             pretrained_backbone,
             trainable_layers,
             frozen_bn=pretrained,
+            fpn_channels=fpn_channels,
         )
         anchors = _anchor_generator(anchor_sizes, 5)
         extra = {"rpn_anchor_generator": anchors} if anchors is not None else {}
         cls = {"faster_rcnn": FasterRCNN, "mask_rcnn": MaskRCNN, "keypoint_rcnn": KeypointRCNN}[kind]
         model = cls(backbone, num_classes=num_classes, **extra, **model_kwargs)
+        if box_head_dim is not None:
+            _resize_box_head(model, box_head_dim, num_classes)
 
     if weights_path is not None:
         load_matching(model, load_state_dict_file(weights_path, f"{kind} weights"), f"{kind} weights")
@@ -338,6 +370,8 @@ def build_faster_rcnn(
     max_size: int = 128,
     anchor_sizes: Sequence[Sequence[int]] | None = None,
     small_images: bool = True,
+    fpn_channels: int = 256,
+    box_head_dim: int | None = None,
     **kwargs: Any,
 ) -> FasterRCNN:
     """Faster R-CNN with FPN. ``num_classes`` counts the background (e.g. ``CocoDetection.num_classes``).
@@ -347,6 +381,8 @@ def build_faster_rcnn(
     (five for ResNet/timm, three for MobileNetV3); the default is torchvision's.
     ``small_images=True`` applies :data:`SMALL_IMAGE_RCNN_KWARGS`; set it False (and raise
     ``min_size``/``max_size``) to get torchvision's settings for COCO-sized images.
+    ``fpn_channels`` (torchvision: 256) and ``box_head_dim`` (the two-FC box head's width;
+    ``None``: torchvision's 1024) size the ResNet/timm variants down for CPU training.
     """
     kwargs = {"min_size": min_size, "max_size": max_size, **kwargs}
     if small_images:
@@ -362,6 +398,8 @@ def build_faster_rcnn(
         trainable_layers,
         anchor_sizes,
         kwargs,
+        fpn_channels,
+        box_head_dim,
     )
 
 
@@ -377,6 +415,8 @@ def build_mask_rcnn(
     max_size: int = 128,
     anchor_sizes: Sequence[Sequence[int]] | None = None,
     small_images: bool = True,
+    fpn_channels: int = 256,
+    box_head_dim: int | None = None,
     **kwargs: Any,
 ) -> MaskRCNN:
     """Mask R-CNN with FPN (boxes and masks); arguments as :func:`build_faster_rcnn`."""
@@ -394,6 +434,8 @@ def build_mask_rcnn(
         trainable_layers,
         anchor_sizes,
         kwargs,
+        fpn_channels,
+        box_head_dim,
     )
 
 
@@ -410,6 +452,8 @@ def build_keypoint_rcnn(
     max_size: int = 128,
     anchor_sizes: Sequence[Sequence[int]] | None = None,
     small_images: bool = True,
+    fpn_channels: int = 256,
+    box_head_dim: int | None = None,
     **kwargs: Any,
 ) -> KeypointRCNN:
     """Keypoint R-CNN with FPN; ``num_classes`` is 2 (background + the keypoint category) for COCO persons.
@@ -423,7 +467,7 @@ def build_keypoint_rcnn(
         # KeypointRCNN refuses num_keypoints next to a custom predictor, which carries it instead.
         kwargs.pop("num_keypoints")
         kwargs = {
-            "keypoint_head": KeypointRCNNHeads(256, layers),
+            "keypoint_head": KeypointRCNNHeads(fpn_channels, layers),
             "keypoint_predictor": KeypointRCNNPredictor(layers[-1], num_keypoints),
             "box_detections_per_img": 20,
             **SMALL_IMAGE_RCNN_KWARGS,
@@ -440,4 +484,6 @@ def build_keypoint_rcnn(
         trainable_layers,
         anchor_sizes,
         kwargs,
+        fpn_channels,
+        box_head_dim,
     )
