@@ -358,6 +358,14 @@ def _build(
     return model
 
 
+def _rcnn_kwargs(
+    min_size: int | Sequence[int], max_size: int, small_images: bool, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """torchvision's R-CNN keyword arguments: the small-image preset, the image sizes, then the user's."""
+    preset = SMALL_IMAGE_RCNN_KWARGS if small_images else {}
+    return {**preset, "min_size": min_size, "max_size": max_size, **kwargs}
+
+
 def build_faster_rcnn(
     num_classes: int,
     variant: str = "resnet18_fpn",
@@ -384,9 +392,6 @@ def build_faster_rcnn(
     ``fpn_channels`` (torchvision: 256) and ``box_head_dim`` (the two-FC box head's width;
     ``None``: torchvision's 1024) size the ResNet/timm variants down for CPU training.
     """
-    kwargs = {"min_size": min_size, "max_size": max_size, **kwargs}
-    if small_images:
-        kwargs = {**SMALL_IMAGE_RCNN_KWARGS, **kwargs}
     return _build(
         "faster_rcnn",
         num_classes,
@@ -397,7 +402,7 @@ def build_faster_rcnn(
         weights_path,
         trainable_layers,
         anchor_sizes,
-        kwargs,
+        _rcnn_kwargs(min_size, max_size, small_images, kwargs),
         fpn_channels,
         box_head_dim,
     )
@@ -420,9 +425,6 @@ def build_mask_rcnn(
     **kwargs: Any,
 ) -> MaskRCNN:
     """Mask R-CNN with FPN (boxes and masks); arguments as :func:`build_faster_rcnn`."""
-    kwargs = {"min_size": min_size, "max_size": max_size, **kwargs}
-    if small_images:
-        kwargs = {**SMALL_IMAGE_RCNN_KWARGS, **kwargs}
     return _build(
         "mask_rcnn",
         num_classes,
@@ -433,7 +435,7 @@ def build_mask_rcnn(
         weights_path,
         trainable_layers,
         anchor_sizes,
-        kwargs,
+        _rcnn_kwargs(min_size, max_size, small_images, kwargs),
         fpn_channels,
         box_head_dim,
     )
