@@ -49,3 +49,60 @@ def test_no_checkpoint_at_all(tmp_path):
     assert newest_intact_checkpoint(tmp_path / "missing") is None
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint_file(tmp_path / "nope.ckpt")
+
+
+def _scripted_module(scores: list[float]):
+    """A module that trains one scalar and logs a scripted validation score per epoch."""
+    import lightning.pytorch as pl
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, batch_idx):
+            return (self.weight - 1).pow(2).sum()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/score", scores[self.current_epoch])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    return Module()
+
+
+def test_best_keeps_the_newest_of_equal_scores_and_last_holds_the_final_weights(tmp_path):
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    from litzoo.platform.checkpointing import BestAndLastCheckpoint
+
+    scores = [0.5, 0.9, 0.9, 0.8]  # epochs 1 and 2 tie for the best; epoch 3 is worse
+    callback = BestAndLastCheckpoint(dirpath=tmp_path, filename="epoch{epoch}", auto_insert_metric_name=False,
+                                     monitor="val/score", mode="max", save_top_k=1, save_last=True)
+    trainer = pl.Trainer(max_epochs=len(scores), callbacks=[callback], logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
+    data = DataLoader(torch.zeros(2, 1), batch_size=1)
+    trainer.fit(_scripted_module(scores), data, data)
+
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["epoch2.ckpt", "last.ckpt"]
+    assert callback.best_model_path == str(tmp_path / "epoch2.ckpt")
+    last = load_checkpoint_file(tmp_path / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (3, 8)  # the end of training, not the best's weights
+
+
+def test_step_checkpoints_skip_the_last_batch_of_an_epoch(tmp_path):
+    """A checkpoint after an epoch's last batch (before its validation) would resume past that validation."""
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    from litzoo.platform.checkpointing import StepCheckpoint
+
+    callback = StepCheckpoint(dirpath=tmp_path, filename="step{step}", auto_insert_metric_name=False,
+                              every_n_train_steps=2, monitor="step", mode="max", save_top_k=-1)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[callback], logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
+    data = DataLoader(torch.zeros(4, 1), batch_size=1)  # 4 steps per epoch
+    trainer.fit(_scripted_module([0.1, 0.2]), data, DataLoader(torch.zeros(1, 1)))
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["step2.ckpt", "step6.ckpt"]

@@ -123,6 +123,25 @@ def test_resume_auto_finds_the_unfinished_run_and_skips_a_truncated_checkpoint(r
     assert_same_run(run_dir, reference)
 
 
+def test_a_kill_between_an_epochs_last_batch_and_its_epoch_end_checkpoint_resumes_exactly(reference, tmp_path):
+    """The riskiest moment: the epoch's batches are done, its validation and epoch-end checkpoints are not.
+    Simulated exactly by removing what the epoch end wrote; no step checkpoint may stand at that point."""
+    run_dir = tmp_path / "run"
+    process = start([*ARGS, f"hydra.run.dir={run_dir}"])
+    wait_for_step(run_dir, 10, process)  # epoch 1 has begun: epoch 0 ended at step 8
+    process.kill()
+    process.wait()
+    checkpoints = run_dir / "checkpoints"
+    assert not (checkpoints / "step000008.ckpt").exists()  # the last batch of epoch 0
+    for path in [checkpoints / "last.ckpt", *checkpoints.glob("epoch*.ckpt"), *checkpoints.glob("step00001*.ckpt")]:
+        path.unlink(missing_ok=True)
+
+    result = run_cli([f"resume={run_dir}"], env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_json(run_dir / "run.json")["resumes"][0]["checkpoint"].endswith("step000006.ckpt")
+    assert_same_run(run_dir, reference)
+
+
 def test_resuming_a_completed_run_is_refused(reference):
     result = run_cli([f"resume={reference}"])
     assert result.returncode == 2 and "already completed" in result.stderr

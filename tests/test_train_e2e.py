@@ -120,3 +120,14 @@ def test_loggers_write_inside_the_run_directory(logger, tmp_path, monkeypatch):
         for path in run_dir.rglob("*"):
             if path.is_file():
                 assert b"fake-secret-value-654321" not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_the_default_job_reaches_095_test_accuracy(tmp_path):
+    """`python train.py` with no arguments: the README's promise (digits, ResNet-18, test top-1 >= 0.95)."""
+    run_dir = tmp_path / "run"
+    result = run_cli([f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    record = read_json(run_dir / "run.json")
+    assert record["metrics"]["test/acc_top1"] >= 0.95, record["metrics"]
+    assert record["best_checkpoint"] and "epoch" in record["best_checkpoint"]

@@ -12,6 +12,9 @@
   and plain data, so they load under that rule.
 - `newest_intact_checkpoint` is how a resumed run picks its starting point,
   skipping corrupt files.
+- `BestAndLastCheckpoint` (conf/callbacks/default.yaml) keeps the newest of equally good
+  checkpoints as the best and rewrites `last.ckpt` after every validation; `StepCheckpoint`
+  is the rolling every-N-steps one, which skips the one point it could not resume exactly from.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 from litzoo.errors import CheckpointError
 
@@ -128,3 +134,61 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None
                         ) -> dict[str, Any]:
         return load_checkpoint_file(path, map_location=map_location or "cpu")
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` with two rules a user of ``best`` and ``last.ckpt`` expects.
+
+    - A tie with the k-th best replaces it: on a small validation set the monitored metric
+      saturates (e.g. the same top-1 at several epochs), and strict improvement would keep the
+      earliest, least-trained of the equals; the newest is the better-converged one.
+    - ``last.ckpt`` holds the weights at the end of every validation, whether or not they made
+      the top k (Lightning 2.6 rewrites it only along with a top-k save).
+    """
+
+    _last_step_in_last = -1  # the global step whose weights last.ckpt holds
+
+    def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is None or self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
+            return super().check_monitor_top_k(trainer, current)
+        not_worse = {"min": torch.le, "max": torch.ge}[self.mode]
+        decision = bool(not_worse(current, self.best_k_models[self.kth_best_model_path]))
+        return trainer.strategy.reduce_boolean_decision(decision)
+
+    # Lightning saves in on_train_epoch_end when validation runs once per epoch and in
+    # on_validation_end otherwise; last.ckpt is refreshed right after whichever of the two saves.
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: pl.Trainer) -> None:
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if self.save_last and fitting and not trainer.fast_dev_run and self._last_step_in_last != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_step_in_last = trainer.global_step
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """The rolling every-N-steps checkpoint, except after an epoch's last training batch.
+
+    A checkpoint taken there, before the epoch's validation and epoch-end hooks, does not resume
+    exactly: Lightning restarts after the finished epoch, so its validation never runs and the
+    next epoch starts from another state than in a run left alone. The epoch-end checkpoints
+    (``last.ckpt``, the best) cover that point; a kill before they are written resumes from the
+    previous step checkpoint and redoes the steps since.
+    """
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or batch_idx + 1 >= trainer.num_training_batches:
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
