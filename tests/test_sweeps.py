@@ -83,6 +83,31 @@ def test_optuna_search_goes_on_after_a_failed_trial_and_writes_its_summary(tmp_p
     assert "Sweep summary: 3 job(s)" in result.stdout and "injected failure" in result.stdout
 
 
+def test_optuna_study_in_a_database_is_continued_by_a_later_search(tmp_path):
+    """Two searches of one trial each with the same sqlite storage and study name form one study of
+    two trials: the second search's best is taken over both (the study is continued, not restarted)."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    objectives = []
+    for part in ("part1", "part2"):
+        sweep = tmp_path / part
+        result = run_cli(["hparams_search=optuna_classification", "hydra.sweeper.n_trials=1", *TINY,
+                          f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared",
+                          f"hydra.sweep.dir={sweep}"], env=ENV, cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        (row,) = summary_rows(sweep)
+        assert row["status"] == "completed"
+        objectives.append(float(row["objective"]))
+
+    import optuna
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert [t.number for t in study.trials] == [0, 1]
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert [t.value for t in study.trials] == objectives
+    results = OmegaConf.load(tmp_path / "part2" / "optimization_results.yaml")
+    assert results.best_value == max(objectives)
+
+
 def test_nan_objective_is_reported_to_optuna_as_a_failed_trial():
     from hydra.core.utils import JobReturn, JobStatus
 
