@@ -336,6 +336,44 @@ def test_train_loader_resumes_mid_epoch_with_the_next_batch(num_workers):
     assert epoch_batches(resumed, 3) == random_batches(50, 4, 7, epoch=3)
 
 
+@pytest.mark.parametrize("persistent_workers", [False, True])
+def test_worker_random_draws_resume_exactly_mid_epoch(persistent_workers):
+    """With worker processes the resumed loader gives the same *samples* (not only the same indices):
+    each worker's random state travels in the loader's state, so augmentation draws continue, and
+    the next epoch's workers are seeded (or, persistent, carry on) as in the uninterrupted run,
+    whether the run resumed mid-epoch or at an epoch's end."""
+    def loader():
+        dm = DrawsDataModule(batch_size=4, seed=7, num_workers=2, persistent_workers=persistent_workers)
+        dm.setup()
+        return dm.train_dataloader()
+
+    def epoch(loader, number):
+        loader.batch_sampler.set_epoch(number)
+        return list(loader)
+
+    first = loader()
+    epoch(first, 0)  # the workers' random states are now well past their seeds
+    first.batch_sampler.set_epoch(1)
+    iterator = iter(first)
+    for _ in range(5):
+        next(iterator)
+    state = first.state_dict()
+    rest = list(iterator)
+    end_of_epoch = first.state_dict()
+    following = epoch(first, 2)
+
+    resumed = loader()
+    resumed.load_state_dict(state)
+    again = list(resumed)
+    assert len(again) == len(rest) == 13 - 5
+    assert all(torch.equal(a, b) for a, b in zip(again, rest))
+    assert all(torch.equal(a, b) for a, b in zip(epoch(resumed, 2), following))
+
+    resumed = loader()
+    resumed.load_state_dict(end_of_epoch)
+    assert all(torch.equal(a, b) for a, b in zip(epoch(resumed, 2), following))
+
+
 # ============================================================================ worker seeding
 
 
@@ -364,6 +402,24 @@ def test_two_workers_are_seeded_from_the_run_seed_alone():
         assert len(np.unique(draws[:, 1].numpy())) == len(draws)  # numpy: workers differ
         assert len(set(draws[:, 2].tolist())) == len(draws)  # random: workers differ
     assert not torch.equal(first[0][:, 1:], first[1][:, 1:])  # epochs differ
+
+
+def test_worker_draws_do_not_depend_on_persistent_workers():
+    """Workers reseed at every epoch from (seed, epoch, worker), so persistent workers draw what
+    fresh workers would: an epoch's augmentation does not depend on the workers' age."""
+    def epochs(persistent: bool) -> list[torch.Tensor]:
+        dm = DrawsDataModule((24, 8, 8), batch_size=4, seed=11, num_workers=2, persistent_workers=persistent)
+        dm.setup()
+        loader = dm.train_dataloader()
+        out = []
+        for epoch in range(3):
+            loader.batch_sampler.set_epoch(epoch)
+            out.append(torch.cat(list(loader)))
+        return out
+
+    persistent, fresh = epochs(True), epochs(False)
+    assert all(torch.equal(a, b) for a, b in zip(persistent, fresh))
+    assert not torch.equal(persistent[1][:, 1:], persistent[2][:, 1:])
 
 
 def test_main_process_loading_follows_the_seeded_global_rngs():

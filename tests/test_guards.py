@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import random
+
+import numpy as np
 import pytest
 import torch
 from conftest import TINY, run_in_process
 
 from litzoo.platform.guards import NonFiniteError, NonFiniteGuard
+from litzoo.random_state import capture_rng_state, restore_rng_state
 
 INJECT = ["trust.allow=[fault_injection]", "+callbacks.inject._target_=fault_injection.InfGradientAt",
           "+callbacks.inject.step=2", "trainer.limit_train_batches=5"]
@@ -52,3 +57,20 @@ def test_guard_checks_the_loss_before_backward():
     skipping.on_before_optimizer_step(FakeTrainer(), None, optimizer)
     optimizer.step()
     assert torch.equal(param.detach(), torch.ones(2)) and skipping.skipped[0]["step"] == 7
+
+
+def test_random_states_survive_a_weights_only_checkpoint_exactly():
+    """What ResumeState and the data workers save: Python, numpy and torch states, each with a
+    cached Gaussian pending, round-trip through torch.save / torch.load(weights_only=True)."""
+    random.seed(3), np.random.seed(4), torch.manual_seed(5)
+    random.gauss(0, 1), np.random.normal(), torch.randn(3)  # leave a second Gaussian cached
+    buffer = io.BytesIO()
+    torch.save(capture_rng_state(), buffer)
+
+    def draws():
+        return (random.gauss(0, 1), random.random(), np.random.normal(), np.random.random(), torch.rand(2).tolist())
+
+    expected = draws()
+    buffer.seek(0)
+    restore_rng_state(torch.load(buffer, weights_only=True))
+    assert draws() == expected

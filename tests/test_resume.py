@@ -142,6 +142,37 @@ def test_a_kill_between_an_epochs_last_batch_and_its_epoch_end_checkpoint_resume
     assert_same_run(run_dir, reference)
 
 
+@pytest.fixture(scope="module")
+def worker_reference(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("ref_workers") / "run"
+    result = run_cli([*ARGS, "data.num_workers=2", f"hydra.run.dir={run_dir}"], env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.mark.parametrize("resume_from", ["mid_epoch", "epoch_end"])
+def test_a_run_loading_in_worker_processes_resumes_exactly(resume_from, worker_reference, tmp_path):
+    """Two persistent worker processes draw the augmentation: a resumed run gets the workers' random
+    states back, from a checkpoint in the middle of an epoch or at its end, and ends like the run left alone."""
+    run_dir = tmp_path / "run"
+    process = start([*ARGS, "data.num_workers=2", f"hydra.run.dir={run_dir}"])
+    wait_for_step(run_dir, 10, process)  # epoch 1 has begun
+    process.kill()
+    process.wait()
+    checkpoints = run_dir / "checkpoints"
+    newer = [*checkpoints.glob("step00001*.ckpt"), *checkpoints.glob("step00002*.ckpt")]
+    if resume_from == "mid_epoch":  # step 6 of 8 in epoch 0
+        newer += [checkpoints / "last.ckpt", *checkpoints.glob("epoch*.ckpt"), checkpoints / "step000008.ckpt"]
+    for path in newer:
+        path.unlink(missing_ok=True)
+
+    result = run_cli([f"resume={run_dir}"], env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed_from = Path(read_json(run_dir / "run.json")["resumes"][0]["checkpoint"]).name
+    assert resumed_from == "step000006.ckpt" if resume_from == "mid_epoch" else not resumed_from.startswith("step")
+    assert_same_run(run_dir, worker_reference)
+
+
 def test_resuming_a_completed_run_is_refused(reference):
     result = run_cli([f"resume={reference}"])
     assert result.returncode == 2 and "already completed" in result.stderr

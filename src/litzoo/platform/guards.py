@@ -22,46 +22,21 @@ The runner adds them to every fit (they are platform plumbing, not options):
 from __future__ import annotations
 
 import logging
-import random
 import signal
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 
 from litzoo.errors import LitzooError
+from litzoo.random_state import capture_rng_state, restore_rng_state
 
 log = logging.getLogger("litzoo")
 
 
 class NonFiniteError(LitzooError):
     exit_code = 6
-
-
-def _capture_rng() -> dict[str, Any]:
-    version, mt_state, gauss = random.getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    state = {
-        # numpy arrays are not allowed in weights-only checkpoints: store plain tensors/lists.
-        "python": [version, list(mt_state), gauss],
-        "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _restore_rng(state: dict[str, Any]) -> None:
-    version, mt_state, gauss = state["python"]
-    random.setstate((version, tuple(mt_state), gauss))
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
-    np.random.set_state((np_name, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class ResumeState(pl.Callback):
@@ -79,7 +54,7 @@ class ResumeState(pl.Callback):
                            checkpoint: dict[str, Any]) -> None:
         from litzoo.platform.loggers import RunCSVLogger, count_rows
 
-        state: dict[str, Any] = {"rng": _capture_rng(), "epoch_aggregates": _capture_epoch_aggregates(trainer)}
+        state: dict[str, Any] = {"rng": capture_rng_state(), "epoch_aggregates": _capture_epoch_aggregates(trainer)}
         for logger in trainer.loggers:
             logger.save()
             if isinstance(logger, RunCSVLogger):
@@ -105,7 +80,7 @@ class ResumeState(pl.Callback):
         # draws from the global generators (it has its own), so the resumed run continues
         # exactly where the checkpoint left the random streams.
         if self._pending is not None:
-            _restore_rng(self._pending)
+            restore_rng_state(self._pending)
             self._pending = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
