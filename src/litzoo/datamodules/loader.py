@@ -71,7 +71,8 @@ class _DeferredIterator:
 
 
 class ResumableDataLoader(StatefulDataLoader):
-    """torchdata's ``StatefulDataLoader`` that reads the sampler's epoch at the first batch, not at ``iter()``.
+    """torchdata's ``StatefulDataLoader`` that reads the sampler's epoch at the first batch, not at
+    ``iter()``, and feeds a :class:`WorkerRandomState` dataset ``(epoch, index)`` keys.
 
     Takes exactly the arguments of ``torch.utils.data.DataLoader`` (plus torchdata's
     ``snapshot_every_n_steps``, which must stay 1 for exact resume with workers).
