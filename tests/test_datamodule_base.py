@@ -377,8 +377,9 @@ def test_worker_random_draws_resume_exactly_mid_epoch(persistent_workers):
 # ============================================================================ worker seeding
 
 
-def draw_epochs(seed: int, num_workers: int, epochs: int = 2) -> list[torch.Tensor]:
-    dm = DrawsDataModule((24, 8, 8), batch_size=4, seed=seed, num_workers=num_workers)
+def draw_epochs(seed: int, num_workers: int, epochs: int = 2, persistent_workers: bool = True) -> list[torch.Tensor]:
+    dm = DrawsDataModule((24, 8, 8), batch_size=4, seed=seed, num_workers=num_workers,
+                         persistent_workers=persistent_workers)
     dm.setup()
     loader = dm.train_dataloader()
     out = []
@@ -407,17 +408,8 @@ def test_two_workers_are_seeded_from_the_run_seed_alone():
 def test_worker_draws_do_not_depend_on_persistent_workers():
     """Workers reseed at every epoch from (seed, epoch, worker), so persistent workers draw what
     fresh workers would: an epoch's augmentation does not depend on the workers' age."""
-    def epochs(persistent: bool) -> list[torch.Tensor]:
-        dm = DrawsDataModule((24, 8, 8), batch_size=4, seed=11, num_workers=2, persistent_workers=persistent)
-        dm.setup()
-        loader = dm.train_dataloader()
-        out = []
-        for epoch in range(3):
-            loader.batch_sampler.set_epoch(epoch)
-            out.append(torch.cat(list(loader)))
-        return out
-
-    persistent, fresh = epochs(True), epochs(False)
+    persistent = draw_epochs(seed=11, num_workers=2, epochs=3, persistent_workers=True)
+    fresh = draw_epochs(seed=11, num_workers=2, epochs=3, persistent_workers=False)
     assert all(torch.equal(a, b) for a, b in zip(persistent, fresh))
     assert not torch.equal(persistent[1][:, 1:], persistent[2][:, 1:])
 

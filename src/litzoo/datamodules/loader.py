@@ -92,7 +92,7 @@ class ResumableDataLoader(StatefulDataLoader):
         # What torch's iterators take their indices from: with workers, the same batches with
         # each index tagged by its epoch (for WorkerRandomState); `batch_sampler` stays the
         # user's sampler, which Lightning and the datamodule talk to.
-        if self.num_workers > 0 and isinstance(self.dataset, WorkerRandomState) and hasattr(self.batch_sampler, "epoch"):
+        if isinstance(self.dataset, WorkerRandomState) and hasattr(self.batch_sampler, "epoch"):
             return _EpochTaggedBatches(self.batch_sampler)
         return super()._index_sampler
 
