@@ -13,4 +13,4 @@ except ModuleNotFoundError:  # running from a checkout that was not pip-installe
     from litzoo.platform.cli import main
 
 if __name__ == "__main__":
-    main(ROOT / "conf")
+    main()

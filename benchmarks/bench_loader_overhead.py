@@ -20,7 +20,7 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from litzoo.datamodules.base import BaseDataModule
+from litzoo.data.base import BaseDataModule
 
 
 class Ints(BaseDataModule):

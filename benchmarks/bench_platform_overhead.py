@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from litzoo.datamodules.base import BaseDataModule  # noqa: E402
+from litzoo.data.base import BaseDataModule  # noqa: E402
 
 NUM_CLASSES = 10
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from litzoo.datamodules.batchify import Pad
-from litzoo.datamodules.samplers import FixedBucketSampler, SortedBucketSampler, TokenBudgetSampler
+from litzoo.data.batchify import Pad
+from litzoo.data.samplers import FixedBucketSampler, SortedBucketSampler, TokenBudgetSampler
 
 
 def sentence_lengths(n: int, seed: int) -> np.ndarray:

@@ -44,11 +44,12 @@ from transformers import BertConfig, get_linear_schedule_with_warmup
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from litzoo.datamodules.samplers import FixedBucketSampler  # noqa: E402
-from litzoo.datamodules.text import TextExample, ensure_sentiment_corpus, read_glue_split  # noqa: E402
-from litzoo.datamodules.text_classification import TabularTextDataModule  # noqa: E402
+from litzoo.data.samplers import FixedBucketSampler  # noqa: E402
+from litzoo.datamodules.text_classification import TextExample, ensure_sentiment_corpus, read_glue_split  # noqa: E402
+from litzoo.datamodules.text_classification.datamodule import TabularTextDataModule  # noqa: E402
 from litzoo.errors import DependencyError  # noqa: E402
-from litzoo.models.text_encoder import build_text_encoder, encoder_param_groups, load_tokenizer  # noqa: E402
+from litzoo.models.text_encoder import build_text_encoder, encoder_param_groups  # noqa: E402
+from litzoo.text.pretrained import load_tokenizer  # noqa: E402
 
 
 def make_reviews(count: int, seed: int, tokenizer, median_tokens: float) -> list[TextExample]:

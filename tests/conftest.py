@@ -49,7 +49,7 @@ def compose(overrides: Sequence[str] = (), run_dir: Path | None = None, config_d
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from litzoo.platform.cli import register_resolvers
+    from litzoo.platform.configs import register_resolvers
 
     register_resolvers()
     GlobalHydra.instance().clear()

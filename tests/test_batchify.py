@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn.utils.rnn import pad_sequence
 
-from litzoo.datamodules import batchify
-from litzoo.datamodules.batchify import Dict, List, NamedTuple, Pad, Stack, Tuple
+from litzoo.data import batchify
+from litzoo.data.batchify import Dict, List, NamedTuple, Pad, Stack, Tuple
 from litzoo.errors import ConfigError, DataError
 
 
@@ -249,19 +249,19 @@ def test_hydra_instantiate_batchify():
 
     cfg = OmegaConf.create(
         {
-            "_target_": "litzoo.datamodules.batchify.Tuple",
+            "_target_": "litzoo.data.batchify.Tuple",
             "_args_": [
                 {
-                    "_target_": "litzoo.datamodules.batchify.Dict",
-                    "input_ids": {"_target_": "litzoo.datamodules.batchify.Pad", "pad_val": 3, "round_to": 4},
-                    "label": {"_target_": "litzoo.datamodules.batchify.Stack", "dtype": "float32"},
+                    "_target_": "litzoo.data.batchify.Dict",
+                    "input_ids": {"_target_": "litzoo.data.batchify.Pad", "pad_val": 3, "round_to": 4},
+                    "label": {"_target_": "litzoo.data.batchify.Stack", "dtype": "float32"},
                 },
                 {
-                    "_target_": "litzoo.datamodules.batchify.NamedTuple",
+                    "_target_": "litzoo.data.batchify.NamedTuple",
                     "container": f"{__name__}.Sample",
                     "fns": [
-                        {"_target_": "litzoo.datamodules.batchify.Pad"},
-                        {"_target_": "litzoo.datamodules.batchify.Stack"},
+                        {"_target_": "litzoo.data.batchify.Pad"},
+                        {"_target_": "litzoo.data.batchify.Stack"},
                     ],
                 },
             ],

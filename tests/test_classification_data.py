@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from litzoo.datamodules.cifar10 import Cifar10DataModule
-from litzoo.datamodules.digits import DigitsDataModule, split_indices
-from litzoo.datamodules.imagefolder import ImageFolderDataModule
+from litzoo.datamodules.classification.cifar10 import Cifar10DataModule
+from litzoo.datamodules.classification.digits import DigitsDataModule, split_indices
+from litzoo.datamodules.classification.imagefolder import ImageFolderDataModule
 from litzoo.errors import DataError
 
 

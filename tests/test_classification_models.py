@@ -8,7 +8,7 @@ from conftest import CONFIG_DIR
 from omegaconf import OmegaConf
 
 from litzoo.errors import DependencyError
-from litzoo.models.timm_classifier import create_classifier
+from litzoo.models.classification import create_classifier
 from litzoo.platform.registry import build, entries_serving
 
 

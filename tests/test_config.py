@@ -78,7 +78,7 @@ def test_model_that_does_not_fit_the_task_is_refused(tmp_path):
     user = tmp_path / "user_conf"
     (user / "model").mkdir(parents=True)
     (user / "model" / "segformer_b0.yaml").write_text(
-        "name: segformer_b0\ntasks: [semantic_segmentation]\n_target_: litzoo.models.timm_classifier.create_classifier\n"
+        "name: segformer_b0\ntasks: [semantic_segmentation]\n_target_: litzoo.models.classification.create_classifier\n"
     )
     cfg = compose(["model=segformer_b0"], config_dirs=[user])
     with pytest.raises(ConfigError) as error:

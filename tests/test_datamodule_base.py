@@ -23,20 +23,20 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
-from litzoo.datamodules import batchify
-from litzoo.datamodules.base import BaseDataModule
-from litzoo.datamodules.digits import DigitsDataModule, split_indices
-from litzoo.datamodules.loader import ResumableDataLoader
-from litzoo.datamodules.samplers import (
+from litzoo.data import batchify
+from litzoo.data.base import BaseDataModule
+from litzoo.data.loader import ResumableDataLoader
+from litzoo.data.samplers import (
     FixedBucketSampler,
     RandomBatchSampler,
     SequentialBatchSampler,
     SortedBucketSampler,
 )
+from litzoo.datamodules.classification.digits import DigitsDataModule, split_indices
 from litzoo.errors import ConfigError, DataError
 from litzoo.platform.registry import META_KEYS, build
 
-STACK = "{_target_:litzoo.datamodules.batchify.Stack}"
+STACK = "{_target_:litzoo.data.batchify.Stack}"
 
 
 # ============================================================================ datamodules under test
@@ -139,8 +139,8 @@ def test_default_config_gives_seeded_random_train_batches_and_ordered_eval_batch
 
 
 def test_sampler_and_collate_from_config():
-    collate = f"{{_target_:litzoo.datamodules.batchify.Tuple,_args_:[{{_target_:litzoo.datamodules.batchify.Stack,dtype:float16}},{STACK}]}}"
-    sampler = "{_target_:litzoo.datamodules.samplers.RandomBatchSampler,_partial_:true,batch_size:10}"
+    collate = f"{{_target_:litzoo.data.batchify.Tuple,_args_:[{{_target_:litzoo.data.batchify.Stack,dtype:float16}},{STACK}]}}"
+    sampler = "{_target_:litzoo.data.samplers.RandomBatchSampler,_partial_:true,batch_size:10}"
     cfg = compose([f"data.collate={collate}", f"data.sampler={sampler}", "data.eval_batch_size=100"])
     dm = build(cfg.data, seed=3)
     assert isinstance(dm.collate_fn, batchify.Tuple) and isinstance(dm.sampler_factory, functools.partial)
@@ -157,11 +157,11 @@ def test_sampler_and_collate_from_config():
 
 def test_length_aware_sampler_and_pad_collate_from_config(caplog):
     sampler = (
-        "{_target_:litzoo.datamodules.samplers.FixedBucketSampler,_partial_:true,"
+        "{_target_:litzoo.data.samplers.FixedBucketSampler,_partial_:true,"
         "num_buckets:5,bucket_scheme:linear,ratio:0.5}"
     )
-    pad = "{_target_:litzoo.datamodules.batchify.Pad,pad_val:0,ret_length:true}"
-    collate = f"{{_target_:litzoo.datamodules.batchify.Tuple,_args_:[{pad},{STACK}]}}"
+    pad = "{_target_:litzoo.data.batchify.Pad,pad_val:0,ret_length:true}"
+    collate = f"{{_target_:litzoo.data.batchify.Tuple,_args_:[{pad},{STACK}]}}"
     cfg = compose([f"data._target_={__name__}.InkSequenceDigits", f"data.sampler={sampler}",
                    f"data.collate={collate}", "data.batch_size=32"])
     dm = build_like_the_platform(cfg.data, seed=9)
@@ -207,8 +207,8 @@ def test_sort_keys_sampler_gets_lengths_and_eval_batch_size():
 
 
 def test_uninstantiated_sampler_and_collate_configs_are_built():
-    dm = DrawsDataModule(sampler={"_target_": "litzoo.datamodules.samplers.RandomBatchSampler", "drop_last": True},
-                         collate={"_target_": "litzoo.datamodules.batchify.Stack", "dtype": "float32"},
+    dm = DrawsDataModule(sampler={"_target_": "litzoo.data.samplers.RandomBatchSampler", "drop_last": True},
+                         collate={"_target_": "litzoo.data.batchify.Stack", "dtype": "float32"},
                          num_replicas=3, rank=2)
     dm.setup()
     sampler = dm.batch_sampler("train")
@@ -222,7 +222,7 @@ def test_uninstantiated_sampler_and_collate_configs_are_built():
         (functools.partial(FixedBucketSampler, num_buckets=4), ConfigError,
          "groups samples by length, but DrawsDataModule provides no per-sample lengths for its train split"),
         (functools.partial(RandomBatchSampler, seed=5), ConfigError, "sets seed, which the datamodule fills in"),
-        ({"_target_": "litzoo.datamodules.samplers.RandomBatchSampler", "shuffle": False}, ConfigError,
+        ({"_target_": "litzoo.data.samplers.RandomBatchSampler", "shuffle": False}, ConfigError,
          "sets shuffle"),
         (RandomBatchSampler(10, 2), ConfigError, "must be a sampler factory, not a built sampler"),
         (functools.partial(torch.utils.data.BatchSampler), ConfigError, "takes none of num_samples"),

@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT, TINY, compose, read_json, run_cli, run_in_process
 
 from litzoo.errors import ConfigError, DependencyError
-from litzoo.platform.cli import JOB_ENV, ddp_child_argv
+from litzoo.platform.ranks import JOB_ENV, ddp_child_argv
 
 SCRIPTS = Path(__file__).parent / "scripts"
 # The whole test split (270 digits) instead of TINY's two batches: every sample is evaluated

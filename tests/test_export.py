@@ -13,7 +13,7 @@ from conftest import CONFIG_DIR, TINY, compose, read_json, run_cli, run_in_proce
 from omegaconf import OmegaConf
 
 from litzoo.errors import ConfigError
-from litzoo.platform.export import export_run, main, write_export
+from litzoo.platform.export_config import export_run, main, write_export
 
 # Not identity: how a run is started (trust, resume) and Hydra's own node.
 NOT_COMPARED = ("resume", "trust", "trust_config")
@@ -180,7 +180,7 @@ def test_exported_file_runs_with_config_dir_from_another_directory(tmp_path):
     result = run_cli([*EXPORTED_RUN, f"hydra.run.dir={run_dir}"], cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     team = tmp_path / "team"
-    result = subprocess.run([sys.executable, "-m", "litzoo.platform.export", str(run_dir), "-o",
+    result = subprocess.run([sys.executable, "-m", "litzoo.platform.export_config", str(run_dir), "-o",
                              str(team / "experiment" / "from_a_colleague.yaml")], capture_output=True, text=True,
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from litzoo.platform.record import RunRecord, code_version, reproduce_command, write_json_atomic
+from litzoo.platform.record import RunRecord, code_version, reproduce_command
+from litzoo.platform.run_dir import write_json_atomic
 from litzoo.platform.secrets import REDACTED, is_secret_name, redact, redact_override
 
 

@@ -14,8 +14,8 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from litzoo.datamodules.loader import build_dataloader
-from litzoo.datamodules.samplers import (
+from litzoo.data.loader import build_dataloader
+from litzoo.data.samplers import (
     ConstWidthBucket,
     ExpWidthBucket,
     FixedBucketSampler,
@@ -190,7 +190,7 @@ def test_samplers_from_hydra_config():
     cfg = OmegaConf.create(
         {
             "fixed": {
-                "_target_": "litzoo.datamodules.samplers.FixedBucketSampler",
+                "_target_": "litzoo.data.samplers.FixedBucketSampler",
                 "_partial_": True,
                 "batch_size": 2,
                 "bucket_keys": [[4, 4], [9, 9]],
@@ -198,7 +198,7 @@ def test_samplers_from_hydra_config():
                 "seed": 3,
             },
             "exp": {
-                "_target_": "litzoo.datamodules.samplers.FixedBucketSampler",
+                "_target_": "litzoo.data.samplers.FixedBucketSampler",
                 "_partial_": True,
                 "batch_size": 4,
                 "num_buckets": 4,

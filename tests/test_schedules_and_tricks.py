@@ -74,7 +74,7 @@ def test_ema_follows_the_exponential_average():
     from litzoo.tasks.classification import ClassificationTask
 
     task = ClassificationTask(
-        model={"_target_": "litzoo.models.timm_classifier.create_classifier", "arch": "resnet18"},
+        model={"_target_": "litzoo.models.classification.create_classifier", "arch": "resnet18"},
         data_info={"num_classes": 3, "in_chans": 1, "image_size": 16},
         optim={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, ema_decay=0.5)
     task.train()

@@ -26,7 +26,7 @@ def compose_with_hydra(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from litzoo.platform.cli import register_resolvers
+    from litzoo.platform.configs import register_resolvers
 
     register_resolvers()
     GlobalHydra.instance().clear()

@@ -5,3 +5,11 @@ or timm, so `train.py --help` and config printing stay fast.
 """
 
 __version__ = "0.1.0"
+
+
+def load(run_dir: str, checkpoint: str | None = None, device: str = "cpu"):  # -> litzoo.tasks.base.TaskModule
+    """The trained model of a run directory with its preprocessing, ready to predict:
+    `litzoo.load("outputs/classification/resnet18/<time>").predict_inputs(["cat.png"])`."""
+    from litzoo.tasks.base import TaskModule
+
+    return TaskModule.from_run_dir(run_dir, checkpoint, device)

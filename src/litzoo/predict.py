@@ -80,7 +80,7 @@ class TextPredictor:
         """Predictions for `texts` (strings, or `(first, second)` tuples for a pair task), in order."""
         import torch
 
-        from litzoo.datamodules.text import TextExample
+        from litzoo.datamodules.text_classification import TextExample
 
         examples = [self._example(i, item) for i, item in enumerate(texts)]
         collate = self.encoding.collate(label_dtype=None, with_split=False)
@@ -96,7 +96,7 @@ class TextPredictor:
         return predictions
 
     def _example(self, index: int, item: TextInput) -> Any:
-        from litzoo.datamodules.text import TextExample
+        from litzoo.datamodules.text_classification import TextExample
 
         first, second = (item, None) if isinstance(item, str) else tuple(item)
         if self.is_pair and second is None:
@@ -150,7 +150,7 @@ def find_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None) -
 
 def load_predictor(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> TextPredictor:
     """The trained model of `run_dir` (and its saved vocabulary/tokenizer), ready to predict."""
-    from litzoo.datamodules.text_classification import TOKENIZER_DIR, TextEncoding
+    from litzoo.datamodules.text_classification.datamodule import TOKENIZER_DIR, TextEncoding
     from litzoo.platform.checkpointing import load_checkpoint_file
     from litzoo.platform.trust import check_targets
     from litzoo.tasks.text_classification import TextClassificationTask

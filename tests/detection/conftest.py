@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from litzoo.datamodules.shapes import generate_shapes_coco
+from litzoo.datamodules.detection.shapes import generate_shapes_coco
 
 
 @pytest.fixture(scope="session")

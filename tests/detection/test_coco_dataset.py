@@ -14,8 +14,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from torchvision import tv_tensors
 
-from litzoo.datamodules.coco import CocoDetection, check_coco_layout, has_coco_split
-from litzoo.datamodules.shapes import (
+from litzoo.datamodules.detection.coco import CocoDetection, check_coco_layout, has_coco_split
+from litzoo.datamodules.detection.shapes import (
     MARKER_NAME,
     SHAPE_CATEGORIES,
     SHAPE_KEYPOINT_NAMES,
@@ -230,7 +230,7 @@ def test_degenerate_boxes_dropped_with_counted_warning(
     ann_file, image_dir = write_coco(
         tmp_path, "val2017", [{"id": 1, "file_name": "x.png", "width": 10, "height": 8}], anns, CATS
     )
-    with caplog.at_level(logging.WARNING, logger="litzoo.datamodules.coco"):
+    with caplog.at_level(logging.WARNING, logger="litzoo.datamodules.detection.coco"):
         ds = CocoDetection(ann_file, image_dir, task="detection")
     assert ds.num_degenerate_boxes == 3
     assert "Dropped 3 annotation(s)" in caplog.text and "12, 13, 14" in caplog.text

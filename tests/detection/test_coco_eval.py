@@ -16,7 +16,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from litzoo.datamodules.shapes import SHAPE_KPT_OKS_SIGMAS, generate_shapes_coco
+from litzoo.datamodules.detection.shapes import SHAPE_KPT_OKS_SIGMAS, generate_shapes_coco
 from litzoo.errors import ConfigError
 from litzoo.metrics.coco_eval import BOX_STAT_NAMES, KEYPOINT_STAT_NAMES, CocoEvaluator
 

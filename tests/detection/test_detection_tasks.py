@@ -25,7 +25,7 @@ from conftest import CONFIG_DIR, compose, read_json, run_cli, run_in_process
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from litzoo.datamodules.shapes import SHAPE_KPT_OKS_SIGMAS
+from litzoo.datamodules.detection.shapes import SHAPE_KPT_OKS_SIGMAS
 from litzoo.errors import ConfigError, DataError
 from litzoo.metrics.coco_eval import BOX_STAT_NAMES, KEYPOINT_STAT_NAMES
 from litzoo.platform.validate import validate
@@ -380,7 +380,7 @@ def test_the_ground_truth_as_predictions_scores_exactly_one(task, expected, shap
     image is scored against its own annotations: a perfect predictor gets AP 1 through the task."""
     import lightning.pytorch as pl
 
-    from litzoo.datamodules.detection import ShapesDataModule
+    from litzoo.datamodules.detection.datamodule import ShapesDataModule
     from litzoo.tasks.detection import DetectionTask, InstanceSegmentationTask
     from litzoo.tasks.pose import KeypointRCNNTask
 
@@ -430,7 +430,7 @@ def write_voc_from_coco(coco_root: Path, out: Path) -> Path:
 
 
 def test_voc_run_scores_the_devkit_map_and_saves_detections_by_voc_id(shapes_root, tmp_path):
-    from litzoo.datamodules.voc import VOCDetection
+    from litzoo.datamodules.detection.voc import VOCDetection
     from litzoo.metrics.voc_eval import VOCMeanAP
 
     devkit = write_voc_from_coco(shapes_root, tmp_path / "voc")
@@ -459,7 +459,7 @@ def test_voc_run_scores_the_devkit_map_and_saves_detections_by_voc_id(shapes_roo
 def test_the_ground_truth_as_predictions_scores_exactly_one_on_voc(shapes_root, tmp_path):
     import lightning.pytorch as pl
 
-    from litzoo.datamodules.detection import VOCDataModule
+    from litzoo.datamodules.detection.datamodule import VOCDataModule
     from litzoo.tasks.detection import DetectionTask
 
     devkit = write_voc_from_coco(shapes_root, tmp_path / "voc")
@@ -494,7 +494,7 @@ def test_data_task_must_match_the_task(shapes_root, tmp_path):
 
 
 def _custom(shapes_root: Path, tmp_path: Path, task: str, edit_val=None, **kwargs):
-    from litzoo.datamodules.detection import CocoCustomDataModule
+    from litzoo.datamodules.detection.datamodule import CocoCustomDataModule
 
     stem = "person_keypoints" if task == "pose" else "instances"
     val = json.loads((shapes_root / "annotations" / f"{stem}_val2017.json").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision import tv_tensors
 
-from litzoo.datamodules.detection_transforms import (
+from litzoo.vision.detection_transforms import (
     RandomHorizontalFlipWithKeypointSwap,
     detection_eval_transforms,
     detection_train_transforms,

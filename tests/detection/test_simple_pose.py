@@ -10,18 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from litzoo.datamodules.coco import CocoTopDownPose
-from litzoo.models.simple_pose import (
+from litzoo.datamodules.detection.coco import CocoTopDownPose
+from litzoo.models.pose import build_simple_baseline, flip_test, keypoint_mse_loss
+from litzoo.vision.keypoints import (
     affine_points,
     box_to_center_scale,
-    build_simple_baseline,
     decode_heatmaps,
     encode_heatmaps,
     flip_back,
-    flip_test,
     get_affine_transform,
     heatmaps_to_image_keypoints,
-    keypoint_mse_loss,
 )
 
 INPUT_WH = (96, 128)

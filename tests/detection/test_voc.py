@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from litzoo.datamodules.voc import VOC_CLASSES, VOCDetection, check_voc_layout
+from litzoo.datamodules.detection.voc import VOC_CLASSES, VOCDetection, check_voc_layout
 from litzoo.errors import DataError
 from litzoo.metrics.voc_eval import VOCMeanAP, evaluate_class, voc_ap
 

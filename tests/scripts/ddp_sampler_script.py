@@ -9,7 +9,7 @@ Each rank writes ``OUTDIR/rank{r}_epoch{e}.json`` with the index batches its tra
 its ``len(dataloader)`` and the sampler's global batch list for that epoch, so a test can check
 that ranks got equal, disjoint and complete shares that change between epochs.
 
-With ``--datamodule`` the loaders come from a :class:`~litzoo.datamodules.base.BaseDataModule`
+With ``--datamodule`` the loaders come from a :class:`~litzoo.data.base.BaseDataModule`
 with its default samplers, and the Trainer takes the datamodule's ``trainer_kwargs()`` (as the
 platform does); each rank also writes ``OUTDIR/rank{r}_val{e}.json`` with its validation batches.
 """
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from litzoo.datamodules.base import BaseDataModule
-from litzoo.datamodules.loader import build_dataloader
-from litzoo.datamodules.samplers import FixedBucketSampler, SortedBucketSampler, TokenBudgetSampler
+from litzoo.data.base import BaseDataModule
+from litzoo.data.loader import build_dataloader
+from litzoo.data.samplers import FixedBucketSampler, SortedBucketSampler, TokenBudgetSampler
 
 
 def skewed_lengths() -> list[int]:

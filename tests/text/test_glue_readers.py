@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from litzoo.datamodules.text.glue import GLUE_TASKS, get_glue_task, read_glue_split
+from litzoo.datamodules.text_classification.glue import GLUE_TASKS, get_glue_task, read_glue_split
 from litzoo.errors import ConfigError, DataError
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"

@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, compose, run_in_process
 from text_fixtures import SMALL_TEXTCNN, TEXT_TINY
 
-from litzoo.datamodules.text import Vocab, read_glue_split
+from litzoo.datamodules.text_classification import Vocab, read_glue_split
 from litzoo.errors import CheckpointError, DataError
 from litzoo.platform.checkpointing import load_checkpoint_file
 from litzoo.platform.registry import build

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from litzoo.datamodules.text.tabular import detect_format, infer_label_names, read_tabular_split
+from litzoo.datamodules.text_classification.tabular import (
+    detect_format,
+    infer_label_names,
+    read_tabular_split,
+)
 from litzoo.errors import ConfigError, DataError
 
 

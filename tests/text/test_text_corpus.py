@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from litzoo.datamodules.text.corpus import MARKER, ensure_paraphrase_corpus, ensure_sentiment_corpus
-from litzoo.datamodules.text.glue import read_glue_split
-from litzoo.datamodules.text.tokenizers import WordTokenizer
+from litzoo.datamodules.text_classification.corpus import (
+    MARKER,
+    ensure_paraphrase_corpus,
+    ensure_sentiment_corpus,
+)
+from litzoo.datamodules.text_classification.glue import read_glue_split
+from litzoo.text.tokenizers import WordTokenizer
 
 
 @pytest.fixture(scope="module")

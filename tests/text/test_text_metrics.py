@@ -8,7 +8,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from litzoo.datamodules.text.glue import GLUE_TASKS
+from litzoo.datamodules.text_classification.glue import GLUE_TASKS
 from litzoo.errors import ConfigError
 from litzoo.metrics.text import build_text_metrics, predictions_from_outputs
 

@@ -23,8 +23,8 @@ from text_fixtures import (
     write_tiny_bert,
 )
 
-from litzoo.datamodules.text import Vocab, WordTokenizer, read_glue_split
-from litzoo.datamodules.text_classification import GeneratedCorpusDataModule
+from litzoo.datamodules.text_classification import Vocab, WordTokenizer, read_glue_split
+from litzoo.datamodules.text_classification.datamodule import GeneratedCorpusDataModule
 from litzoo.errors import ConfigError, DataError
 from litzoo.platform.checkpointing import load_checkpoint_file
 from litzoo.platform.validate import validate

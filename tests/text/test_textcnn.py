@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from litzoo.datamodules.text.corpus import ensure_sentiment_corpus
-from litzoo.datamodules.text.glue import read_glue_split
-from litzoo.datamodules.text.tokenizers import VocabEncoder, WordTokenizer
-from litzoo.datamodules.text.vocab import Vocab
+from litzoo.datamodules.text_classification.corpus import ensure_sentiment_corpus
+from litzoo.datamodules.text_classification.glue import read_glue_split
 from litzoo.errors import ConfigError
-from litzoo.models.textcnn import TEXTCNN_VARIANTS, TextCNN, build_textcnn
+from litzoo.models.text_classification import TEXTCNN_VARIANTS, TextCNN, build_textcnn
+from litzoo.text.tokenizers import VocabEncoder, WordTokenizer
+from litzoo.text.vocab import Vocab
 
 VOCAB_SIZE = 30
 

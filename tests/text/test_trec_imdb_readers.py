@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from litzoo.datamodules.text.imdb import clean_review, read_imdb_split
-from litzoo.datamodules.text.trec import TREC_COARSE_LABELS, TREC_FINE_LABELS, read_trec_split
+from litzoo.datamodules.text_classification.imdb import clean_review, read_imdb_split
+from litzoo.datamodules.text_classification.trec import TREC_COARSE_LABELS, TREC_FINE_LABELS, read_trec_split
 from litzoo.errors import ConfigError, DataError
 
 TREC_LINES = [

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from litzoo.datamodules.text.examples import TextExample
-from litzoo.datamodules.text.tokenizers import HFTextEncoder, VocabEncoder, WordTokenizer, _truncate_pair
-from litzoo.datamodules.text.vocab import Vocab
 from litzoo.errors import CheckpointError, ConfigError, DataError
+from litzoo.text.examples import TextExample
+from litzoo.text.tokenizers import HFTextEncoder, VocabEncoder, WordTokenizer, _truncate_pair
+from litzoo.text.vocab import Vocab
 
 
 def test_word_tokenizer_exact_tokens() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from litzoo.datamodules.text.vocab import Vocab
 from litzoo.errors import ConfigError, DataError
-from litzoo.models.embeddings import build_embedding_matrix, iter_word_vectors
+from litzoo.text.vocab import Vocab
+from litzoo.text.word_vectors import build_embedding_matrix, iter_word_vectors
 
 GLOVE = """the 0.1 0.2 0.3
 film -1.0 0.5 2.25

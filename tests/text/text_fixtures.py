@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import FAST_RUN
 
-from litzoo.datamodules.text import (
+from litzoo.datamodules.text_classification import (
     WordTokenizer,
     ensure_paraphrase_corpus,
     ensure_sentiment_corpus,

@@ -286,10 +286,10 @@ def last_error(log_path: Path | None) -> str | None:
 
 
 def rank_log_path(run_dir: Path | None, local_rank: int) -> Path | None:
-    """Where a child rank started by Lightning logs (see `litzoo.platform.cli.ddp_child_argv`)."""
+    """Where a child rank started by Lightning logs (see `litzoo.platform.ranks.ddp_child_argv`)."""
     if run_dir is None:
         return None
-    from litzoo.platform.cli import child_job_name
+    from litzoo.platform.ranks import child_job_name
 
     return run_dir / f"{child_job_name(local_rank, os.environ)}.log"
 
@@ -418,7 +418,8 @@ def _run_dir(trainer: pl.Trainer) -> Path | None:
 
 
 def _mark_run_failed(run_dir: Path, error: str) -> None:
-    from litzoo.platform.record import RECORD_NAME, now_iso, write_json_atomic
+    from litzoo.platform.record import now_iso
+    from litzoo.platform.run_dir import RECORD_NAME, write_json_atomic
     from litzoo.platform.secrets import redact
 
     path = run_dir / RECORD_NAME

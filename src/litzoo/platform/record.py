@@ -8,42 +8,23 @@ leaves a half-written record, and everything written passes through
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from litzoo.platform.run_dir import RECORD_NAME, write_json_atomic
 from litzoo.platform.secrets import redact, redact_override, redact_text
 
-RECORD_NAME = "run.json"
 PACKAGES = ("litzoo", "torch", "torchvision", "lightning", "timm", "torchmetrics", "hydra-core",
             "omegaconf", "transformers", "numpy")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a run record is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def now_iso() -> str:

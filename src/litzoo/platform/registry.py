@@ -67,10 +67,22 @@ def group_entries(group: str, config_dirs: Iterable[Path]) -> dict[str, DictConf
         for path in sorted(folder.glob("*.yaml")):
             if path.stem not in entries:
                 try:
-                    entries[path.stem] = OmegaConf.load(path)
+                    entries[path.stem] = load_entry(path)
                 except Exception:  # a broken user file must not hide the others
                     continue
     return entries
+
+
+def load_entry(path: Path) -> DictConfig:
+    """One entry file with the files its defaults list extends merged under it (`family/_base@_here_`),
+    as Hydra would compose it, without Hydra: enough to read its metadata (`tasks`, ...)."""
+    entry = OmegaConf.load(path)
+    defaults = entry.pop("defaults", None) if isinstance(entry, DictConfig) else None
+    bases = []
+    for item in defaults or []:
+        if isinstance(item, str) and item != "_self_":
+            bases.append(load_entry(path.parent / f"{item.split('@')[0]}.yaml"))
+    return OmegaConf.merge(*bases, entry) if bases else entry
 
 
 def entries_serving(task: str, group: str, config_dirs: Iterable[Path]) -> list[str]:

@@ -41,10 +41,9 @@ def config_fingerprint(cfg: DictConfig) -> str:
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((Path(run_dir) / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    from litzoo.platform.run_dir import RunDir
+
+    return RunDir(run_dir).record()
 
 
 def process_alive(record: dict[str, Any]) -> bool:

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from litzoo.errors import LitzooError
 from litzoo.platform import trust
-from litzoo.platform.cli import JOB_ENV
+from litzoo.platform.ranks import JOB_ENV, global_rank
 from litzoo.platform.record import RunRecord, code_version, environment, reproduce_command
 from litzoo.platform.resume import config_fingerprint, process_alive, read_record
 from litzoo.platform.secrets import redact
@@ -53,16 +53,6 @@ class RunResult:
     best_checkpoint: str | None
     objective: float | None
     global_batch_size: int | None = None
-
-
-def global_rank() -> int:
-    """This process's global rank from the launcher's environment (0 when not distributed)."""
-    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if var in os.environ:
-            return int(os.environ[var])
-    return int(os.environ.get("NODE_RANK", 0)) * int(os.environ.get("LOCAL_WORLD_SIZE", 1)) + int(
-        os.environ.get("LOCAL_RANK", 0)
-    )
 
 
 def context_from_hydra() -> RunContext:
@@ -308,7 +298,7 @@ def _logger_resume_kwargs(logger_cfg: Any, previous: dict[str, Any] | None,
 def _skipped_samples(run_dir: Path, datamodule: Any) -> dict[str, Any]:
     """The samples left out under `data.bad_samples=skip`: read errors logged by the loaders plus
     the rows a datamodule dropped while reading its files (`skipped_samples()`, if it has one)."""
-    from litzoo.datamodules.bad_samples import read_log
+    from litzoo.data.bad_samples import read_log
 
     skipped = read_log(run_dir / BAD_SAMPLE_LOG)
     at_read_time = list(getattr(datamodule, "skipped_samples", list)())

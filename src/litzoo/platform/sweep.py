@@ -19,7 +19,7 @@ for a sweep whose jobs were still running when the launcher returned.
 `OptunaFailedTrials` turns a NaN objective into a failed Optuna trial instead of a crashed
 search. `RankLogFiles` gives processes that a launcher starts *without* our command line (the
 tasks of a multi-GPU SLURM job submitted by submitit) the same rank-suffixed log files
-that `cli.ddp_child_argv` gives processes started from the command line.
+that `ranks.ddp_child_argv` gives processes started from the command line.
 
 Nothing here imports torch; matplotlib is imported only to draw the plot.
 """
@@ -311,7 +311,9 @@ class RankLogFiles(Callback):
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        rank = launcher_global_rank(os.environ)
+        from litzoo.platform.ranks import launcher_rank
+
+        rank = launcher_rank()
         name = str(OmegaConf.select(config, "hydra.job.name", default="train"))
         if not rank or re.search(r"(_rank\d+|_process_\d+)$", name):
             return
@@ -327,16 +329,6 @@ class RankLogFiles(Callback):
                 handler.close()
                 root.addHandler(replacement)
         _redact_hydra_outputs(run_dir / ".hydra")
-
-
-def launcher_global_rank(environ: Mapping[str, str]) -> int:
-    """The global rank an external launcher gave this process (0 when none did)."""
-    for variable in ("RANK", "SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID"):
-        try:
-            return int(environ[variable])
-        except (KeyError, ValueError):
-            continue
-    return 0
 
 
 def _redact_hydra_outputs(hydra_dir: Path) -> None:

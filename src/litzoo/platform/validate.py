@@ -28,7 +28,7 @@ def validate(cfg: DictConfig, config_dirs: Sequence[Path], trust: Trust | None =
     _check_checkpoint(cfg)
     layout = cfg.data.get("layout")
     if layout:
-        from litzoo.datamodules.layouts import check_layout
+        from litzoo.data.layouts import check_layout
 
         check_layout(layout, cfg.data)
 

@@ -9,7 +9,10 @@ A task module is a LightningModule that owns the science of one task family
 - `param_groups()` puts normalisation weights and biases in a group without
   weight decay when `no_decay_norm_bias` is set (override for layer-wise decay);
 - an exponential moving average of the weights (`ema_decay`), updated after every
-  optimizer step and used for validation and testing.
+  optimizer step and used for validation and testing;
+- gradient-norm clipping (`max_grad_norm`, unless `trainer.gradient_clip_val` is set);
+- :class:`EvaluatingTask`: evaluation over a whole split, gathered across ranks and scored
+  once (``make_metrics() -> reset/update/compute() -> Scores``), with tables and saved results.
 
 All constructor arguments are plain data (dicts, numbers, strings) and are saved
 as hyper-parameters, so checkpoints load with `weights_only=True` and a task can
@@ -18,7 +21,10 @@ be rebuilt from its checkpoint alone.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as pl
@@ -26,6 +32,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+log = logging.getLogger("litzoo")
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
@@ -54,13 +62,64 @@ class TaskModule(pl.LightningModule):
     """Base class of litzoo's task modules. Subclasses set `self.net` before calling `init_ema()`."""
 
     def __init__(self, optim: dict, sched: dict | None = None, no_decay_norm_bias: bool = True,
-                 ema_decay: float | None = None) -> None:
+                 ema_decay: float | None = None, max_grad_norm: float | None = None) -> None:
         super().__init__()
         self.optim_cfg = dict(optim)
         self.sched_cfg = dict(sched) if sched else None
         self.no_decay_norm_bias = no_decay_norm_bias
         self.ema_decay = ema_decay
+        self.max_grad_norm = max_grad_norm
         self.ema: AveragedModel | None = None
+
+    # --- a run directory is a model --------------------------------------------------------------
+    @staticmethod
+    def from_run_dir(run_dir: str | Path, checkpoint: str | Path | None = None,
+                     map_location: str = "cpu") -> TaskModule:
+        """The trained task of a run directory, with its preprocessing, ready to predict
+        (like `from_pretrained(path)`): the run's task target, rebuilt from the checkpoint's
+        hyper-parameters (weights-only, targets checked against the allowlist first), with
+        whatever its run directory keeps for it (`restore_arguments`), in eval mode."""
+        import importlib
+
+        from litzoo.errors import CheckpointError
+        from litzoo.platform.checkpointing import load_checkpoint_file
+        from litzoo.platform.registry import build
+        from litzoo.platform.run_dir import RunDir
+        from litzoo.platform.trust import check_targets
+
+        run = RunDir(run_dir)
+        path = run.checkpoint(checkpoint)
+        target = str(run.config().task._target_)
+        state = load_checkpoint_file(path)
+        hparams = dict(state.get("hyper_parameters") or {})
+        check_targets({"_target_": target, **hparams}, resolve=True)  # before anything named in them is built
+        module_name, _, name = target.rpartition(".")
+        restore = getattr(getattr(importlib.import_module(module_name), name), "restore_arguments", None)
+        if restore is not None:
+            hparams = restore(hparams, run)
+        try:
+            task = build({"_target_": target, **hparams}, _recursive_=False)
+            task.load_state_dict(state["state_dict"])
+        except (TypeError, RuntimeError, KeyError) as error:
+            raise CheckpointError(
+                f"The checkpoint {path} does not fit the task {target} of its run directory "
+                f"({str(error).splitlines()[0]}). Use a checkpoint of this run, written by this version of litzoo."
+            ) from None
+        task.run_dir = run
+        return task.eval().to(map_location)
+
+    # --- prediction (python -m litzoo.predict <run_dir> <inputs>) ----------------------------------
+    def predict_inputs(self, inputs: list[str], batch_size: int = 16) -> list[dict[str, Any]]:
+        """Predictions for raw inputs (image paths, texts, ...): one JSON-serialisable dict per input."""
+        from litzoo.errors import ConfigError
+
+        raise ConfigError(f"{type(self).__name__} does not predict from raw inputs yet.")
+
+    def format_prediction(self, prediction: dict[str, Any]) -> str:
+        """One line of human-readable output for a prediction (`--json` prints the dict itself)."""
+        import json
+
+        return json.dumps(prediction, ensure_ascii=False)
 
     # --- weights used for evaluation -----------------------------------------------------------
     def init_ema(self) -> None:
@@ -85,6 +144,18 @@ class TaskModule(pl.LightningModule):
             return split_decay_groups(self.net, weight_decay)
         return [p for p in self.net.parameters() if p.requires_grad]
 
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """The Trainer's clipping (trainer.gradient_clip_val) if set, else the task's `max_grad_norm`.
+
+        Fine-tuning recipes (BERT: 1.0) clip the global gradient norm, and R-CNN models trained from
+        scratch on small batches occasionally take one huge step early on and never recover;
+        bounding the norm keeps those steps harmless and leaves the ordinary ones untouched.
+        """
+        if gradient_clip_val is None and self.max_grad_norm:
+            gradient_clip_val, gradient_clip_algorithm = float(self.max_grad_norm), "norm"
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.optim_cfg, _convert_="all")(self.param_groups())
         if not self.sched_cfg:
@@ -97,3 +168,86 @@ class TaskModule(pl.LightningModule):
             optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def split_model_config(model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The builder's arguments and the model's ``input`` block (what it needs from the data, read by
+    the data config through interpolation; never an argument of the builder)."""
+    arguments = dict(model)
+    return arguments, dict(arguments.pop("input", None) or {})
+
+
+
+@dataclass
+class Scores:
+    """One evaluation pass: flat metrics to log, text tables for the log, results to save."""
+
+    metrics: dict[str, float]
+    tables: dict[str, str] = field(default_factory=dict)
+    save: Any = None  # callable(directory, stem) -> list[Path], or None
+
+
+class EvaluatingTask(TaskModule):
+    """Validation/test bookkeeping for tasks scored over a whole split (COCOeval, VOC, ...).
+
+    Subclasses implement :meth:`make_metrics` (an object with ``reset``, ``update`` and
+    ``compute() -> Scores``) and call ``self.metrics_for(stage).update(...)`` in their
+    evaluation steps; this class resets, gathers, logs and saves around them.
+    """
+
+    primary_metric = "map"
+
+    def __init__(self, optim: dict, sched: dict | None = None, no_decay_norm_bias: bool = True,
+                 ema_decay: float | None = None, save_detections: bool = True,
+                 max_grad_norm: float | None = None) -> None:
+        super().__init__(optim, sched, no_decay_norm_bias, ema_decay, max_grad_norm)
+        self.save_detections = save_detections
+        self._metrics: dict[str, Any] = {}
+
+    def make_metrics(self, split: str) -> Any:
+        raise NotImplementedError
+
+    def metrics_for(self, stage: str) -> Any:
+        if stage not in self._metrics:
+            self._metrics[stage] = self.make_metrics(stage)
+        return self._metrics[stage]
+
+    @property
+    def datamodule(self) -> Any:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            raise RuntimeError(
+                f"{type(self).__name__} scores against the datamodule's ground truth; pass the data as "
+                "trainer.fit/validate/test(task, datamodule=...)."
+            )
+        return datamodule
+
+    def on_validation_epoch_start(self) -> None:
+        self.metrics_for("val").reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.metrics_for("test").reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+    def _finish(self, stage: str) -> None:
+        scores: Scores = self.metrics_for(stage).compute()  # collective: every rank calls it
+        # Every rank holds the same numbers (rank 0 scored everything and broadcast them); the max
+        # over ranks keeps them exact while satisfying Lightning's rule for epoch-level logging.
+        values = {f"{stage}/{k}": float(v) for k, v in scores.metrics.items()}
+        primary = f"{stage}/{self.primary_metric}"
+        self.log(primary, values.pop(primary), prog_bar=True, sync_dist=True, reduce_fx="max")
+        self.log_dict(values, sync_dist=True, reduce_fx="max")
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        when = f"epoch {self.current_epoch}" if stage == "val" else "test"
+        for iou_type, table in scores.tables.items():
+            log.info("%s AP per class (%s, %s):\n%s", iou_type, stage, when, table)
+        if self.save_detections and scores.save is not None:
+            stem = f"detections_val_epoch{self.current_epoch:03d}" if stage == "val" else "detections_test"
+            for path in scores.save(self.trainer.default_root_dir, stem):
+                log.info("Saved %s detections to %s", stage, path)

@@ -23,15 +23,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from litzoo.errors import ConfigError, LitzooError
+from litzoo.errors import ConfigError
 from litzoo.platform.registry import build
-from litzoo.tasks.base import TaskModule
+from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
 
 log = logging.getLogger("litzoo")
 
@@ -39,36 +38,9 @@ log = logging.getLogger("litzoo")
 MODEL_TARGET_KEYS = ("boxes", "labels", "masks", "keypoints")
 
 
-def split_model_config(model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The builder's arguments and the model's ``input`` block (what it needs from the data, read by
-    the data config through interpolation; never an argument of the builder)."""
-    arguments = dict(model)
-    return arguments, dict(arguments.pop("input", None) or {})
-
-
-def build_network(arguments: Mapping[str, Any], **data_arguments: Any) -> torch.nn.Module:
-    """Build the model entry with the data's arguments; a user error from its factory (e.g. a missing
-    weights file) surfaces as itself rather than inside Hydra's InstantiationException."""
-    try:
-        return build(dict(arguments), **data_arguments)
-    except Exception as error:
-        if type(error).__name__ == "InstantiationException" and isinstance(error.__cause__, LitzooError):
-            raise error.__cause__ from None
-        raise
-
-
 def model_target(target: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """The part of a target a torchvision detector trains on, as plain tensors (not tv_tensors)."""
     return {k: torch.as_tensor(target[k]).as_subclass(torch.Tensor) for k in MODEL_TARGET_KEYS if k in target}
-
-
-@dataclass
-class Scores:
-    """One evaluation pass: flat metrics to log, text tables for the log, results to save."""
-
-    metrics: dict[str, float]
-    tables: dict[str, str] = field(default_factory=dict)
-    save: Any = None  # callable(directory, stem) -> list[Path], or None
 
 
 class CocoMetrics:
@@ -139,96 +111,17 @@ class VocMetrics:
         return [path]
 
 
-class EvaluatingTask(TaskModule):
-    """Validation/test bookkeeping shared by the detection-family tasks.
-
-    Subclasses implement :meth:`make_metrics` (an object with ``reset``, ``update`` and
-    ``compute() -> Scores``) and call ``self.metrics_for(stage).update(...)`` in their
-    evaluation steps; this class resets, gathers, logs and saves around them.
-    """
-
-    primary_metric = "map"
-
-    def __init__(self, optim: dict, sched: dict | None = None, no_decay_norm_bias: bool = True,
-                 ema_decay: float | None = None, save_detections: bool = True,
-                 gradient_clip_norm: float | None = None) -> None:
-        super().__init__(optim, sched, no_decay_norm_bias, ema_decay)
-        self.save_detections = save_detections
-        self.gradient_clip_norm = gradient_clip_norm
-        self._metrics: dict[str, Any] = {}
-
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
-        """The Trainer's clipping (trainer.gradient_clip_val) if set, else the task's norm clipping.
-
-        R-CNN models trained from scratch with small batches occasionally take one huge step early
-        on (a badly matched batch while the lr is at its peak) and never recover; bounding the
-        gradient norm keeps those steps harmless and leaves the ordinary ones untouched.
-        """
-        if gradient_clip_val is None and self.gradient_clip_norm:
-            gradient_clip_val, gradient_clip_algorithm = self.gradient_clip_norm, "norm"
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-
-    def make_metrics(self, split: str) -> Any:
-        raise NotImplementedError
-
-    def metrics_for(self, stage: str) -> Any:
-        if stage not in self._metrics:
-            self._metrics[stage] = self.make_metrics(stage)
-        return self._metrics[stage]
-
-    @property
-    def datamodule(self) -> Any:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None:
-            raise RuntimeError(
-                f"{type(self).__name__} scores against the datamodule's ground truth; pass the data as "
-                "trainer.fit/validate/test(task, datamodule=...)."
-            )
-        return datamodule
-
-    def on_validation_epoch_start(self) -> None:
-        self.metrics_for("val").reset()
-
-    def on_test_epoch_start(self) -> None:
-        self.metrics_for("test").reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._finish("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._finish("test")
-
-    def _finish(self, stage: str) -> None:
-        scores: Scores = self.metrics_for(stage).compute()  # collective: every rank calls it
-        # Every rank holds the same numbers (rank 0 scored everything and broadcast them); the max
-        # over ranks keeps them exact while satisfying Lightning's rule for epoch-level logging.
-        values = {f"{stage}/{k}": float(v) for k, v in scores.metrics.items()}
-        primary = f"{stage}/{self.primary_metric}"
-        self.log(primary, values.pop(primary), prog_bar=True, sync_dist=True, reduce_fx="max")
-        self.log_dict(values, sync_dist=True, reduce_fx="max")
-        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
-            return
-        when = f"epoch {self.current_epoch}" if stage == "val" else "test"
-        for iou_type, table in scores.tables.items():
-            log.info("%s AP per class (%s, %s):\n%s", iou_type, stage, when, table)
-        if self.save_detections and scores.save is not None:
-            stem = f"detections_val_epoch{self.current_epoch:03d}" if stage == "val" else "detections_test"
-            for path in scores.save(self.trainer.default_root_dir, stem):
-                log.info("Saved %s detections to %s", stage, path)
-
-
 class DetectionTask(EvaluatingTask):
     """Train a torchvision detector on ``(images, targets)`` lists and score it with COCOeval (or VOC).
 
     Args:
         model: the model config entry; built with the data's ``num_classes`` (background included).
-        data_info: :meth:`litzoo.datamodules.detection.DetectionDataModule.info`.
+        data_info: :meth:`litzoo.datamodules.detection.datamodule.DetectionDataModule.info`.
         optim, sched, no_decay_norm_bias, ema_decay: see :class:`~litzoo.tasks.base.TaskModule`.
         eval_backend: ``pycocotools`` (the reference) or ``faster_coco_eval`` (same numbers, faster).
         mask_threshold: mask probability above which a pixel belongs to the instance (mask AP).
         save_detections: write the scored detections into the run directory.
-        gradient_clip_norm: clip the gradients' global norm to this (unless trainer.gradient_clip_val
+        max_grad_norm: clip the gradients' global norm to this (unless trainer.gradient_clip_val
             is set); ``None`` leaves them alone.
     """
 
@@ -238,14 +131,14 @@ class DetectionTask(EvaluatingTask):
     def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
                  no_decay_norm_bias: bool = True, ema_decay: float | None = None,
                  eval_backend: str = "pycocotools", mask_threshold: float = 0.5,
-                 save_detections: bool = True, gradient_clip_norm: float | None = None) -> None:
-        super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, gradient_clip_norm)
+                 save_detections: bool = True, max_grad_norm: float | None = None) -> None:
+        super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, max_grad_norm)
         self.save_hyperparameters()
         check_data_task(self.task_name, data_info)
         self.data_info = data_info
         self.eval_backend, self.mask_threshold = eval_backend, mask_threshold
         arguments, _ = split_model_config(model)
-        self.net = build_network(arguments, **self.network_arguments(data_info))
+        self.net = build(arguments, **self.network_arguments(data_info))
         self.init_ema()
 
     def network_arguments(self, data_info: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Both are scored with COCOeval's keypoint OKS AP (``val/map``, ``val/map_50``, ...), using the
 data's per-keypoint OKS sigmas (COCO's built-in ones for its 17 person keypoints, the shapes'
-:data:`~litzoo.datamodules.shapes.SHAPE_KPT_OKS_SIGMAS` on the embedded data).
+:data:`~litzoo.datamodules.detection.shapes.SHAPE_KPT_OKS_SIGMAS` on the embedded data).
 
 - :class:`TopDownPoseTask` (SimpleBaseline, Xiao et al. 2018): the datamodule crops every
   person box to a fixed input and encodes Gaussian heatmap targets; the loss is the paper's
@@ -28,20 +28,15 @@ import torch
 from torchmetrics import MeanMetric
 
 from litzoo.errors import ConfigError
-from litzoo.models.simple_pose import (
+from litzoo.models.pose import (
     flip_test,
-    heatmaps_to_image_keypoints,
     keypoint_instance_score,
     keypoint_mse_loss,
 )
-from litzoo.tasks.detection import (
-    DetectionTask,
-    EvaluatingTask,
-    Scores,
-    build_network,
-    check_data_task,
-    split_model_config,
-)
+from litzoo.platform.registry import build
+from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
+from litzoo.tasks.detection import DetectionTask, check_data_task
+from litzoo.vision.keypoints import heatmaps_to_image_keypoints
 
 
 def _check_pipeline(model: Mapping[str, Any], data_info: Mapping[str, Any], expected: str) -> None:
@@ -91,20 +86,20 @@ class TopDownPoseTask(EvaluatingTask):
 
     Args:
         model: the model config entry; built with the data's ``num_keypoints``.
-        data_info: :meth:`litzoo.datamodules.detection.DetectionDataModule.info` with
+        data_info: :meth:`litzoo.datamodules.detection.datamodule.DetectionDataModule.info` with
             ``pose_input="top_down"`` (crop size, heatmap stride, flip pairs, OKS sigmas).
         optim, sched, no_decay_norm_bias, ema_decay: see :class:`~litzoo.tasks.base.TaskModule`.
         flip_test: average with the mirrored crop's heatmaps at evaluation (SimpleBaseline's flip test).
         eval_backend: ``pycocotools`` or ``faster_coco_eval``.
         save_detections: write the scored keypoints (COCO results format) into the run directory.
-        gradient_clip_norm: clip the gradients' global norm (unless trainer.gradient_clip_val is set).
+        max_grad_norm: clip the gradients' global norm (unless trainer.gradient_clip_val is set).
     """
 
     def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
                  no_decay_norm_bias: bool = True, ema_decay: float | None = None, flip_test: bool = True,
                  eval_backend: str = "pycocotools", save_detections: bool = True,
-                 gradient_clip_norm: float | None = None) -> None:
-        super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, gradient_clip_norm)
+                 max_grad_norm: float | None = None) -> None:
+        super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, max_grad_norm)
         self.save_hyperparameters()
         check_data_task("pose", data_info)
         _check_pipeline(model, data_info, "top_down")
@@ -112,7 +107,7 @@ class TopDownPoseTask(EvaluatingTask):
         self.flip_test, self.eval_backend = flip_test, eval_backend
         self.flip_pairs = [tuple(p) for p in data_info["flip_pairs"]]
         arguments, _ = split_model_config(model)
-        self.net = build_network(arguments, num_keypoints=int(data_info["num_keypoints"]))
+        self.net = build(arguments, num_keypoints=int(data_info["num_keypoints"]))
         stride = getattr(self.net, "stride", None)
         if stride != data_info["heatmap_stride"]:
             raise ConfigError(
@@ -171,10 +166,10 @@ class KeypointRCNNTask(DetectionTask):
     def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
                  no_decay_norm_bias: bool = True, ema_decay: float | None = None,
                  eval_backend: str = "pycocotools", mask_threshold: float = 0.5,
-                 save_detections: bool = True, gradient_clip_norm: float | None = None) -> None:
+                 save_detections: bool = True, max_grad_norm: float | None = None) -> None:
         _check_pipeline(model, data_info, "full_image")
         super().__init__(model, data_info, optim, sched, no_decay_norm_bias, ema_decay, eval_backend,
-                         mask_threshold, save_detections, gradient_clip_norm)
+                         mask_threshold, save_detections, max_grad_norm)
 
     def network_arguments(self, data_info: Mapping[str, Any]) -> dict[str, Any]:
         return {"num_keypoints": int(data_info["num_keypoints"]), "num_classes": int(data_info["num_classes"])}

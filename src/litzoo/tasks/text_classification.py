@@ -10,7 +10,7 @@ One task for all of GLUE, TREC, IMDB and users' tables. What varies comes from t
   `spearman`; torchmetrics), logged as `val/<metric>` and `test/<metric>` for the first
   evaluation split and `<stage>/<split>/<metric>` for the others (MNLI's dev_mismatched);
 - the model family follows the model config's `tokenizer.kind`: `vocab` builds a textCNN
-  (`litzoo.models.textcnn.create_textcnn`, Kim's max-norm constraint applied after every
+  (`litzoo.models.text_classification.create_textcnn`, Kim's max-norm constraint applied after every
   optimizer step), `hf` a pretrained encoder with a head
   (`litzoo.models.text_encoder.create_text_classifier`).
 
@@ -31,7 +31,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from litzoo.errors import CheckpointError, ConfigError, LitzooError
+from litzoo.errors import CheckpointError, ConfigError
 from litzoo.metrics.text import build_text_metrics, predictions_from_outputs
 from litzoo.platform.registry import build
 from litzoo.tasks.base import TaskModule
@@ -60,25 +60,14 @@ def build_text_model(model: dict, data_info: dict, vocab: Any = None,
     arguments = {k: v for k, v in model.items() if k not in MODEL_META_KEYS}
     num_labels = int(data_info["num_labels"])
     if kind == "vocab":
-        net = _build_unwrapped(arguments, num_labels=num_labels, vocab_size=int(encoding["vocab_size"]),
+        net = build(arguments, num_labels=num_labels, vocab_size=int(encoding["vocab_size"]),
                                pad_id=int(encoding["pad_id"]), vocab=vocab, load_pretrained=load_pretrained)
         settled = {"embed_dim": int(net.embedding.embedding_dim)}
     else:
-        net = _build_unwrapped(arguments, num_labels=num_labels, tokenizer=encoding["pretrained"],
+        net = build(arguments, num_labels=num_labels, tokenizer=encoding["pretrained"],
                                max_length=encoding["max_length"], load_pretrained=load_pretrained)
         settled = {"pooling": net.pooling}
     return net, {**model, **settled}
-
-
-def _build_unwrapped(arguments: dict, **kwargs: Any) -> nn.Module:
-    """`build`, re-raising a user error from the factory as itself rather than Hydra's wrapper around it."""
-    try:
-        return build(arguments, **kwargs)
-    except Exception as error:
-        cause = error.__cause__
-        if type(error).__name__ == "InstantiationException" and isinstance(cause, LitzooError):
-            raise cause from None
-        raise
 
 
 def metric_prefix(stage: str, index: int, split_name: str) -> str:
@@ -108,7 +97,7 @@ class TextClassificationTask(TaskModule):
                  label_smoothing: float = 0.0, layer_decay: float = 1.0, max_grad_norm: float | None = None,
                  no_decay_norm_bias: bool = True, ema_decay: float | None = None,
                  load_pretrained: bool = True) -> None:
-        super().__init__(optim, sched, no_decay_norm_bias, ema_decay)
+        super().__init__(optim, sched, no_decay_norm_bias, ema_decay, max_grad_norm)
         vocab = data_info.get("vocab")
         data_info = {k: v for k, v in data_info.items() if k != "vocab"}  # not saved: <run_dir>/vocab.json is
         self.kind = data_info["encoding"]["kind"]
@@ -117,7 +106,7 @@ class TextClassificationTask(TaskModule):
                               "textCNN has none. Leave task.layer_decay=1.0 with model=textcnn.")
         self.is_regression = bool(data_info["is_regression"])
         self.num_labels = int(data_info["num_labels"])
-        self.label_smoothing, self.layer_decay, self.max_grad_norm = label_smoothing, layer_decay, max_grad_norm
+        self.label_smoothing, self.layer_decay = label_smoothing, layer_decay
         self.net, model = build_text_model(model, data_info, vocab, load_pretrained)
         self.save_hyperparameters()  # with the settled model config and without the vocabulary
         self.init_ema()
@@ -217,13 +206,6 @@ class TextClassificationTask(TaskModule):
         if self.layer_decay == 1.0:  # every layer has the same lr: two groups keep the lr log readable
             groups = _merge_by_weight_decay(groups)
         return groups
-
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
-        if gradient_clip_val is None and self.max_grad_norm:
-            gradient_clip_val, gradient_clip_algorithm = float(self.max_grad_norm), "norm"
-        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
-                            gradient_clip_algorithm=gradient_clip_algorithm)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -1,0 +1,1 @@
+"""Detection-family data (boxes, masks, keypoints): COCO, COCO-format, VOC and the embedded shapes."""

@@ -1,0 +1,2 @@
+"""Vision domain code that datamodules and models both use (transforms, keypoint encoding).
+It imports neither."""
