@@ -51,7 +51,7 @@ class RunContext:
 class RunResult:
     metrics: dict[str, float]
     best_checkpoint: str | None
-    objective: float | None
+    objective: float | list[float] | None
     global_batch_size: int | None = None
 
 
@@ -374,17 +374,21 @@ def _close_wandb() -> None:
         wandb.finish()
 
 
-def _objective(cfg: DictConfig, trainer: Any) -> float | None:
-    name = cfg.get("optimized_metric")
-    if not name:
+def _objective(cfg: DictConfig, trainer: Any) -> float | list[float] | None:
+    """The value of `optimized_metric`; one value per name when it is a list (a multi-objective search)."""
+    names = cfg.get("optimized_metric")
+    if not names:
         return None
-    value = trainer.callback_metrics.get(name)
-    if value is None:
-        from litzoo.errors import ConfigError
+    values = []
+    for name in [names] if isinstance(names, str) else list(names):
+        value = trainer.callback_metrics.get(name)
+        if value is None:
+            from litzoo.errors import ConfigError
 
-        known = ", ".join(sorted(trainer.callback_metrics)) or "none"
-        raise ConfigError(f"optimized_metric={name} was never logged. Logged metrics: {known}.")
-    return float(value)
+            known = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            raise ConfigError(f"optimized_metric={name} was never logged. Logged metrics: {known}.")
+        values.append(float(value))
+    return values[0] if isinstance(names, str) else values
 
 
 def _raise_if_interrupted(trainer: Any) -> None:
