@@ -8,8 +8,8 @@ import pytest
 from conftest import CONFIG_DIR, compose
 from omegaconf import OmegaConf
 
-from litzoo.errors import ConfigError, DataError
-from litzoo.platform.registry import META_KEYS, entries_serving, group_entries
+from litzoo.errors import CheckpointError, ConfigError, DataError, DependencyError
+from litzoo.platform.registry import META_KEYS, entries_serving, group_entries, load_entry
 from litzoo.platform.validate import validate
 
 
@@ -57,7 +57,7 @@ def test_every_data_option_composes(tmp_path):
     make_imagefolder(tmp_path / "folder")
     roots = {"imagefolder": tmp_path / "folder"}
     for data in options("data"):
-        entry = OmegaConf.load(CONFIG_DIR / "data" / f"{data}.yaml")
+        entry = load_entry(CONFIG_DIR / "data" / f"{data}.yaml")  # with its family base
         overrides = [f"data={data}"]
         if OmegaConf.is_missing(entry, "root") and data in roots:
             overrides.append(f"data.root={roots[data]}")
@@ -67,8 +67,15 @@ def test_every_data_option_composes(tmp_path):
 
 def test_registry_lists_models_by_task():
     classifiers = entries_serving("classification", "model", [CONFIG_DIR])
-    for required in ["resnet18", "resnet50", "resnet101", "resnet50d", "mobilenetv3_large_100",
-                     "efficientnet_b0", "vit_tiny_patch16_224"]:
+    for required in [
+        "resnet18",
+        "resnet50",
+        "resnet101",
+        "resnet50d",
+        "mobilenetv3_large_100",
+        "efficientnet_b0",
+        "vit_tiny_patch16_224",
+    ]:
         assert required in classifiers
     assert set(group_entries("model", [CONFIG_DIR])) == set(options("model"))
     assert {"name", "tasks"} <= META_KEYS
@@ -97,12 +104,135 @@ def test_model_that_does_not_fit_the_task_is_refused(tmp_path):
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be a positive number"),
         (["data.num_workers=-2"], "data.num_workers=-2 must be 0 or a positive integer"),
         (["train=false"], "train=false evaluates a checkpoint, but no checkpoint was given"),
-        (["ckpt_path=/nonexistent/x.ckpt"], "ckpt_path=/nonexistent/x.ckpt does not exist"),
+        (
+            ["trainer.precision=bf17"],
+            "trainer.precision='bf17' is not a precision Lightning knows. "
+            "Did you mean trainer.precision=bf16",
+        ),
+        (["trainer.precision=true"], "trainer.precision=True is not a precision Lightning knows"),
     ],
 )
 def test_impossible_values_are_refused(overrides, expected):
     with pytest.raises(ConfigError, match=expected.replace(".", r"\.").replace("(", r"\(")):
         validate(compose(overrides), [CONFIG_DIR])
+
+
+def test_the_precisions_validation_accepts_are_lightnings():
+    from typing import get_args
+
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    from litzoo.platform.validate import PRECISIONS
+
+    lightning = {value for alias in get_args(_PRECISION_INPUT) for value in get_args(alias)}
+    assert set(PRECISIONS) == lightning | {"auto"}
+    for precision in ("bf16-mixed", "16-mixed", "32-true"):
+        validate(compose([f"trainer.precision={precision}"]), [CONFIG_DIR])
+
+
+def test_a_missing_checkpoint_is_a_checkpoint_error():
+    with pytest.raises(CheckpointError, match=r"ckpt_path=/nonexistent/x\.ckpt does not exist") as error:
+        validate(compose(["train=false", "ckpt_path=/nonexistent/x.ckpt"]), [CONFIG_DIR])
+    assert error.value.exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"epoch 3 val/acc 0.91\n", "it is a text file (it starts with 'epoch 3 val/acc 0.91')"),
+        (b"", "the file is empty"),
+        (bytes(range(200, 256)), "it starts with the bytes"),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_is_named(content, expected, tmp_path):
+    path = tmp_path / "notes.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as error:
+        validate(compose(["train=false", f"ckpt_path={path}"]), [CONFIG_DIR])
+    message = str(error.value)
+    assert f"ckpt_path={path} is not a checkpoint: {expected}" in message
+    assert "<run_dir>/checkpoints/" in message
+
+
+def test_real_checkpoint_files_pass_the_header_check(tmp_path):
+    import torch
+
+    zipped, legacy = tmp_path / "a.ckpt", tmp_path / "b.ckpt"
+    torch.save({"state_dict": {}}, zipped)
+    torch.save({"state_dict": {}}, legacy, _use_new_zipfile_serialization=False)
+    for path in (zipped, legacy):
+        validate(compose(["train=false", f"ckpt_path={path}"]), [CONFIG_DIR])
+
+
+@pytest.fixture
+def empty_caches(monkeypatch, tmp_path):
+    """Hugging Face and torch hub caches with nothing in them."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    return tmp_path / "hf" / "hub"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["model.pretrained=/nonexistent/resnet18.safetensors"],
+            "model.pretrained=/nonexistent/resnet18.safetensors does not exist",
+        ),
+        (["model.pretrained=true"], "Pretrained weights for 'resnet18' are not on this machine"),
+        (
+            ["model=vit_tiny_patch16_224", "model.pretrained=true"],
+            "Pretrained weights for 'vit_tiny_patch16_224' are not on this machine",
+        ),
+        (
+            ["task=text_classification", "model=bert_base"],
+            "'bert-base-uncased' (model.pretrained=bert_base) is neither a local checkpoint directory nor in the "
+            "local Hugging Face cache",
+        ),
+        (
+            ["task=text_classification", "model=hf_encoder", "model.pretrained=/nonexistent/roberta"],
+            "Checkpoint directory /nonexistent/roberta does not exist",
+        ),
+    ],
+)
+def test_pretrained_weights_not_on_this_machine_are_refused_in_validation(overrides, expected, empty_caches):
+    with pytest.raises(DependencyError) as error:
+        validate(compose(overrides), [CONFIG_DIR])
+    assert expected in str(error.value)
+
+
+def test_pretrained_weights_in_the_caches_pass(empty_caches, tmp_path):
+    timm_repo = empty_caches / "models--timm--resnet18.a1_in1k" / "snapshots" / "0123"
+    timm_repo.mkdir(parents=True)
+    (timm_repo / "model.safetensors").write_bytes(b"x")
+    bert = empty_caches / "models--bert-base-uncased"
+    (bert / "snapshots" / "abcd").mkdir(parents=True)
+    (bert / "refs").mkdir()
+    (bert / "refs" / "main").write_text("abcd")
+    (bert / "snapshots" / "abcd" / "config.json").write_text("{}")
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"x")
+    for overrides in (
+        ["model.pretrained=true"],
+        [f"model.pretrained={weights}"],
+        ["model=efficientnet_b0", "model.pretrained=true", "model.allow_download=true"],
+        ["task=text_classification", "model=bert_base"],
+    ):
+        validate(compose(overrides), [CONFIG_DIR])
+
+
+def test_every_model_check_names_a_function():
+    from litzoo.platform.validate import run_named_check
+
+    for model in options("model"):
+        check = OmegaConf.load(CONFIG_DIR / "model" / f"{model}.yaml").get("check")
+        if check:
+            module, _, name = check.rpartition(".")
+            assert callable(getattr(__import__(module, fromlist=[name]), name)), model
+    with pytest.raises(ConfigError, match="model.check='litzoo.models.nope' does not name a check function"):
+        run_named_check("litzoo.models.nope", compose([]).model, "model.check")
 
 
 def test_missing_data_root_names_the_fix():
@@ -133,15 +263,20 @@ def test_cifar10_layout_lists_missing_files(tmp_path):
 
 
 def experiments() -> list[str]:
-    return sorted(str(p.relative_to(CONFIG_DIR / "experiment").with_suffix("")) for p in
-                  (CONFIG_DIR / "experiment").rglob("*.yaml"))
+    return sorted(
+        str(p.relative_to(CONFIG_DIR / "experiment").with_suffix(""))
+        for p in (CONFIG_DIR / "experiment").rglob("*.yaml")
+    )
 
 
 @pytest.mark.parametrize("experiment", experiments())
 def test_every_experiment_composes_and_validates_its_pairing(experiment, tmp_path):
     make_imagefolder(tmp_path)
-    cfg = compose([f"experiment={experiment}", f"data.root={tmp_path}"] if "imagenet" in experiment
-                  else [f"experiment={experiment}"])
+    cfg = compose(
+        [f"experiment={experiment}", f"data.root={tmp_path}"]
+        if "imagenet" in experiment
+        else [f"experiment={experiment}"]
+    )
     assert cfg.task.name in cfg.model.tasks and cfg.task.name in cfg.data.tasks
     if not cfg.data.get("layout"):  # datasets on the user's disk are checked in the tests above
         validate(cfg, [CONFIG_DIR])
@@ -156,7 +291,8 @@ def test_debug_configs_compose(debug):
 def test_fast_dev_run_goes_end_to_end(tmp_path):
     from conftest import run_in_process
 
-    code, record = run_in_process(["debug=fdr", "data.image_size=16", "callbacks.progress_bar=null"],
-                                  tmp_path / "fdr")
+    code, record = run_in_process(
+        ["debug=fdr", "data.image_size=16", "callbacks.progress_bar=null"], tmp_path / "fdr"
+    )
     assert code == 0 and record["status"] == "completed"
     assert set(record["metrics"]) == {"test/acc_top1", "test/acc_top5", "test/loss"}

@@ -15,14 +15,20 @@ from typing import Any
 
 from torch import nn
 
-from litzoo.errors import ConfigError, DependencyError
+from litzoo.errors import ConfigError
+from litzoo.models.classification_checks import local_weights, not_cached_error
 
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
-
-def create_classifier(arch: str, num_classes: int, in_chans: int = 3, image_size: int | None = None,
-                      pretrained: str | bool | None = None, allow_download: bool = False,
-                      fixed_input_size: bool = False, **kwargs: Any) -> nn.Module:
+def create_classifier(
+    arch: str,
+    num_classes: int,
+    in_chans: int = 3,
+    image_size: int | None = None,
+    pretrained: str | bool | None = None,
+    allow_download: bool = False,
+    fixed_input_size: bool = False,
+    **kwargs: Any,
+) -> nn.Module:
     """Build timm model `arch` for the data at hand; see the module docstring for `pretrained`."""
     import timm
 
@@ -40,25 +46,19 @@ def create_classifier(arch: str, num_classes: int, in_chans: int = 3, image_size
         use_pretrained = True
         overlay = None if allow_download else {"file": str(_cached_timm_weights(arch))}
     else:
-        use_pretrained, overlay = True, {"file": str(_local_weights(str(pretrained)))}
-    return timm.create_model(arch, pretrained=use_pretrained, num_classes=num_classes, in_chans=in_chans,
-                             pretrained_cfg_overlay=overlay, **kwargs)
-
-
-def _local_weights(path: str) -> Path:
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise DependencyError(
-            f"model.pretrained={path} does not exist. Point it at a local weights file "
-            f"({', '.join(WEIGHT_SUFFIXES)}) holding a state dict of the architecture, or set "
-            "model.pretrained=null to train from random initialisation."
-        )
-    return file
+        use_pretrained, overlay = True, {"file": str(local_weights(str(pretrained)))}
+    return timm.create_model(
+        arch,
+        pretrained=use_pretrained,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        pretrained_cfg_overlay=overlay,
+        **kwargs,
+    )
 
 
 def _cached_timm_weights(arch: str) -> Path:
     """timm's pretrained file for `arch` if it is already in the local cache; never touches the network."""
-    import timm
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(arch)
@@ -78,10 +78,4 @@ def _cached_timm_weights(arch: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise DependencyError(
-        f"Pretrained weights for {arch!r} are not on this machine and litzoo does not download at run time. "
-        f"Either pass a local file with model.pretrained=/path/to/{arch}.safetensors, or, on a machine "
-        f"with internet, run `python -c \"import timm; timm.create_model('{arch}', pretrained=True)\"` "
-        "and copy its ~/.cache/huggingface (or ~/.cache/torch/hub) here, or allow downloading with "
-        f"model.allow_download=true. (timm {timm.__version__})"
-    )
+    raise not_cached_error(arch)

@@ -31,6 +31,7 @@ def main(config_dir: str | Path = CONFIG_DIR) -> None:
     sys.argv = ddp_child_argv(sys.argv, os.environ)
     if not lightning_child:  # a child already runs its parent's job as resolved, a resume included
         sys.argv = _resume_argv(sys.argv, Path(config_dir))
+        sys.argv = _checkpoint_argv(sys.argv)
     hydra.main(version_base="1.3", config_path=str(config_dir), config_name="train")(_task_function)()
 
 
@@ -52,6 +53,18 @@ def _resume_argv(argv: list[str], config_dir: Path) -> list[str]:
 
     try:
         return resume_argv(argv, compose)
+    except LitzooError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+
+
+def _checkpoint_argv(argv: list[str]) -> list[str]:
+    """A `ckpt_path=` inside a run directory brings that run's task/model/data (see checkpoint_run)."""
+    from litzoo.errors import LitzooError
+    from litzoo.platform.checkpoint_run import checkpoint_argv
+
+    try:
+        return checkpoint_argv(argv)
     except LitzooError as error:
         print(f"Error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
@@ -84,9 +97,10 @@ def _hide_base_configs_in_help() -> None:
 
 
 # --- friendlier composition errors -------------------------------------------------------------
-# Hydra reports a misspelled key or option without suggesting the intended one. Its reporter
-# (`run_and_report`) is wrapped so those messages gain a "Did you mean ...?" line; everything
-# else (and HYDRA_FULL_ERROR=1) behaves exactly as in Hydra.
+# Hydra reports a misspelled key or option without suggesting the intended one, after a list of
+# every option and its search path. Its reporter (`run_and_report`) is wrapped so those messages
+# become one paragraph that leads with "Did you mean ...?"; everything else behaves exactly as in
+# Hydra, and HYDRA_FULL_ERROR=1 keeps Hydra's own report (with the suggestion added).
 
 
 def _explain_composition_errors() -> None:
@@ -100,16 +114,44 @@ def _explain_composition_errors() -> None:
         def call() -> Any:
             try:
                 return func()
-            except Exception as error:  # re-raised with a hint, same type
-                hint = suggestion_for(error)
-                if hint is None:
+            except Exception as error:  # re-raised as one paragraph, same type
+                paragraph = friendly_message(error)
+                if paragraph is None:
                     raise
-                raise type(error)(f"{error}\n{hint}") from error.__cause__
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise type(error)(f"{error}\n{suggestion_for(error)}") from error.__cause__
+                raise type(error)(paragraph) from None  # no cause: Hydra prints the paragraph alone
 
         return original(call)
 
     run_and_report._litzoo_wrapped = True  # type: ignore[attr-defined]
     hydra_utils.run_and_report = run_and_report
+
+
+def friendly_message(error: BaseException) -> str | None:
+    """Hydra's unknown-option / unknown-key error as one paragraph that leads with the suggestion."""
+    hint = suggestion_for(error)
+    if hint is None:
+        return None
+    message = str(error)
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", message)
+    if missing:
+        group, name = missing.groups()
+        options = re.findall(r"^\t(\S+)$", message, flags=re.MULTILINE)
+        return (
+            f"{hint} {group}={name} is not a {group} option (Could not find '{group}/{name}'). "
+            f"Options of {group}: {', '.join(options)}."
+        )
+    wanted = re.search(r"Could not override '([^']+)'", message)
+    if wanted:
+        key = wanted.group(1)
+        parent, _, leaf = key.rpartition(".")
+        if parent:
+            append = re.search(r"use (\+\S+)", message)
+            extra = f" (to add it as a new key, use {append.group(1)})" if append else ""
+            return f"{hint} Could not override '{key}': {parent} has no key '{leaf}'{extra}."
+        return f"{hint} Could not override '{key}': there is no config group or key of that name."
+    return f"{hint} {message.splitlines()[0]}"
 
 
 def suggestion_for(error: BaseException) -> str | None:

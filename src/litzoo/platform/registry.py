@@ -5,7 +5,9 @@ arguments of its `_target_`, an entry carries metadata for the platform:
 
 - `name`: the entry's name (used in run directory paths and records),
 - `tasks`: the task names it serves (a wrong pairing fails before anything heavy runs),
-- `layout`: for datasets read from a user's directory, the on-disk layout to check.
+- `layout`: for datasets read from a user's directory, the on-disk layout to check,
+- `check`: for models, a torch-free check of the config (e.g. that `pretrained` weights exist),
+  run during validation (`litzoo.platform.validate`).
 
 Task configs carry `name`, `monitor` and `monitor_mode` the same way. `build()`
 strips these keys before instantiating. Reading the registry needs only OmegaConf.
@@ -19,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-META_KEYS = frozenset({"name", "tasks", "layout", "monitor", "monitor_mode"})
+META_KEYS = frozenset({"name", "tasks", "layout", "check", "monitor", "monitor_mode"})
 
 
 def build(cfg: DictConfig | dict, **kwargs: Any) -> Any:
