@@ -98,6 +98,7 @@ class ParserEncoding:
             out.update(
                 pretrained=self.pretrained,
                 max_length=self.subwords.max_length,
+                subword_pad=self.subwords.pad_id,
                 subword_vocab_size=len(self.subwords.tokenizer),
             )
         return out
