@@ -102,7 +102,7 @@ def test_model_that_does_not_fit_the_task_is_refused(tmp_path):
         (["data.batch_size=0"], "data.batch_size=0 must be a positive number"),
         (["optim.lr=-0.1"], "optim.lr=-0.1 must be a positive number"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be a positive number"),
-        (["data.num_workers=-2"], "data.num_workers=-2 must be 0 or a positive integer"),
+        (["data.num_workers=-2"], "data.num_workers=-2 must be 0, a positive integer or auto"),
         (["train=false"], "train=false evaluates a checkpoint, but no checkpoint was given"),
         (
             ["trainer.precision=bf17"],

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from litzoo.data.bad_samples import SkipBadSamples, check_policy, drop_bad_samples
-from litzoo.data.loader import ResumableDataLoader, build_dataloader
+from litzoo.data.loader import EvalDataLoader, ResumableDataLoader, build_dataloader
 from litzoo.data.samplers import (
     RandomBatchSampler,
     SequentialBatchSampler,
@@ -42,6 +43,8 @@ from litzoo.errors import ConfigError, DataError
 log = logging.getLogger("litzoo")
 
 SPLITS = ("train", "val", "test")
+# The most DataLoader workers `num_workers: auto` starts (fewer when fewer CPUs are available).
+AUTO_WORKERS = 4
 SamplerFactory = Callable[..., ShardedBatchSampler]
 Collate = Callable[[list[Any]], Any]
 
@@ -62,7 +65,9 @@ class BaseDataModule(pl.LightningDataModule):
     Args:
         batch_size: samples per batch *per device* (the global batch multiplies by devices,
             nodes and gradient accumulation); completes the sampler unless it sets its own.
-        num_workers: DataLoader worker processes (0 loads in the main process).
+        num_workers: DataLoader worker processes (0 loads in the main process), or ``"auto"``: as
+            many as the CPUs this process may use, at most `AUTO_WORKERS` (the choice is logged). A
+            number is kept as given.
         pin_memory: page-locked host memory for faster host-to-GPU copies.
         persistent_workers: keep workers alive between epochs (when num_workers > 0).
         eval_batch_size: batch size for val/test (defaults to batch_size).
@@ -89,12 +94,22 @@ class BaseDataModule(pl.LightningDataModule):
 
     collate_fn: Collate | None = None
 
-    def __init__(self, batch_size: int, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = True, eval_batch_size: int | None = None, seed: int = 0,
-                 sampler: SamplerFactory | Mapping[str, Any] | None = None,
-                 collate: Collate | Mapping[str, Any] | None = None, shuffle: bool = True,
-                 num_replicas: int | None = None, rank: int | None = None,
-                 prefetch_factor: int | None = None, bad_samples: str = "error") -> None:
+    def __init__(
+        self,
+        batch_size: int,
+        num_workers: int | str = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+        sampler: SamplerFactory | Mapping[str, Any] | None = None,
+        collate: Collate | Mapping[str, Any] | None = None,
+        shuffle: bool = True,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        prefetch_factor: int | None = None,
+        bad_samples: str = "error",
+    ) -> None:
         super().__init__()
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(
@@ -104,7 +119,7 @@ class BaseDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
+        self.num_workers = resolve_num_workers(num_workers)
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.prefetch_factor = prefetch_factor
@@ -197,7 +212,7 @@ class BaseDataModule(pl.LightningDataModule):
 
     def _eval_loader(self, split: str) -> DataLoader:
         workers = self.num_workers
-        return DataLoader(
+        return EvalDataLoader(
             self._loaded(split),
             batch_sampler=self.batch_sampler(split),
             collate_fn=self._collate(),
@@ -215,7 +230,9 @@ class BaseDataModule(pl.LightningDataModule):
         factory = self.sampler_factory
         if factory is None:
             if train:
-                return RandomBatchSampler(len(dataset), batch_size, shuffle=self.shuffle, seed=self.seed, **where)
+                return RandomBatchSampler(
+                    len(dataset), batch_size, shuffle=self.shuffle, seed=self.seed, **where
+                )
             return SequentialBatchSampler(len(dataset), batch_size, even_split=True, **where)
 
         name = _factory_name(factory)
@@ -248,7 +265,9 @@ class BaseDataModule(pl.LightningDataModule):
         try:
             sampler = factory(**values)
         except TypeError as error:
-            raise ConfigError(f"data.sampler ({name}) cannot be built for the {split} split: {error}.") from error
+            raise ConfigError(
+                f"data.sampler ({name}) cannot be built for the {split} split: {error}."
+            ) from error
         if not getattr(sampler, "shards_itself", False):
             raise ConfigError(
                 f"data.sampler ({name}) built a {type(sampler).__name__}, which does not shard itself "
@@ -284,6 +303,24 @@ class BaseDataModule(pl.LightningDataModule):
         entropy = [int(self.seed), SPLITS.index(split), int(rank)]
         seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
         return torch.Generator().manual_seed(seed)
+
+
+def resolve_num_workers(num_workers: int | str) -> int:
+    """`num_workers`, with ``"auto"`` made the CPUs this process may use (its affinity, which a
+    container or `taskset` narrows), at most `AUTO_WORKERS`: more workers than CPUs only compete
+    with the training process (and torch warns about them)."""
+    if num_workers != "auto":
+        return int(num_workers)
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    chosen = max(1, min(AUTO_WORKERS, available))
+    log.info(
+        "data.num_workers=auto: %d worker processes (%d CPUs available to this process, at most %d); "
+        "set data.num_workers=<n> to choose",
+        chosen,
+        available,
+        AUTO_WORKERS,
+    )
+    return chosen
 
 
 def _as_sampler_factory(sampler: Any) -> SamplerFactory | None:

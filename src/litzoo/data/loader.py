@@ -24,6 +24,11 @@ checkpoint. torch's own ``DataLoader`` has neither, so we build on torchdata's
   persistent or on how many epochs this process has run, and the workers' random states
   travel in the loader's state (torchdata snapshots a worker's dataset state with every
   batch and restores it in the new worker), so draws continue mid-epoch.
+
+Both it and :class:`EvalDataLoader` (val/test) re-raise a user error (`LitzooError`, e.g. a
+`DataError` naming a file that does not decode) that a worker process raised with its own
+message: torch rebuilds it in the main process as ``type(error)(<the worker's traceback>)``,
+which would reach the console as a traceback wall (:func:`unwrap_worker_error`).
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from litzoo.errors import DependencyError
+from litzoo.errors import DependencyError, LitzooError
 from litzoo.random_state import capture_rng_state, restore_rng_state
 
 try:
@@ -48,7 +53,48 @@ except ImportError as exc:  # pragma: no cover - torchdata is a declared depende
         "installed. Install it with `pip install torchdata` (it is a litzoo dependency)."
     ) from exc
 
-__all__ = ["ResumableDataLoader", "WorkerRandomState", "build_dataloader"]
+__all__ = [
+    "EvalDataLoader",
+    "ResumableDataLoader",
+    "WorkerRandomState",
+    "build_dataloader",
+    "unwrap_worker_error",
+]
+
+
+def unwrap_worker_error(error: BaseException) -> BaseException | None:
+    """The user error a DataLoader worker raised, with its own message, or None if `error` is not one.
+
+    torch sends a worker's exception to the main process as text and raises
+    ``type(error)("Caught DataError in DataLoader worker process 0.\\nOriginal Traceback ...")``; the
+    original message is what follows the last ``<module>.<class>: `` of that traceback. The rebuilt
+    error keeps torch's (with the worker's traceback) as its cause, so train.log still shows it.
+    """
+    message = str(error)
+    if (
+        not isinstance(error, LitzooError)
+        or not message.startswith("Caught ")
+        or "Original Traceback" not in message
+    ):
+        return None
+    kind = type(error)
+    marker = f"\n{kind.__module__}.{kind.__qualname__}: "
+    position = message.rfind(marker)
+    if position < 0:
+        return None
+    clean = kind(message[position + len(marker) :].rstrip("\n"))
+    clean.__cause__ = error
+    return clean
+
+
+def _next_unwrapped(iterator: Iterator[Any]) -> Any:
+    try:
+        return next(iterator)
+    except LitzooError as error:
+        clean = unwrap_worker_error(error)
+        if clean is None:
+            raise
+        raise clean from error
 
 
 class _DeferredIterator:
@@ -64,7 +110,7 @@ class _DeferredIterator:
     def __next__(self) -> Any:
         if self._iterator is None:
             self._iterator = StatefulDataLoader.__iter__(self._loader)
-        return next(self._iterator)
+        return _next_unwrapped(self._iterator)
 
     def __len__(self) -> int:
         return len(self._loader)
@@ -106,6 +152,34 @@ class ResumableDataLoader(StatefulDataLoader):
                 self.batch_sampler.load_state_dict(sampler_state)
             state_dict = {}
         super().load_state_dict(state_dict)
+
+
+class _UnwrappingIterator:
+    """A DataLoader iterator whose workers' user errors come out with their own message."""
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self._iterator = iterator
+
+    def __iter__(self) -> _UnwrappingIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return _next_unwrapped(self._iterator)
+
+    def __len__(self) -> int:
+        return len(self._iterator)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_iterator":
+            raise AttributeError(name)
+        return getattr(self._iterator, name)
+
+
+class EvalDataLoader(DataLoader):
+    """torch's DataLoader (val/test need no resume) whose workers' user errors keep their message."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return _UnwrappingIterator(super().__iter__())
 
 
 class _EpochTaggedBatches:

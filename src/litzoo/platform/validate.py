@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from litzoo.errors import CheckpointError, ConfigError
+from litzoo.platform.extras import check_requirements
 from litzoo.platform.registry import entries_serving
 from litzoo.platform.trust import Trust, check_targets
 
@@ -23,6 +24,7 @@ from litzoo.platform.trust import Trust, check_targets
 def validate(cfg: DictConfig, config_dirs: Sequence[Path], trust: Trust | None = None) -> None:
     """Check the composed config; raise a `LitzooError` naming the first problem found."""
     check_targets(OmegaConf.to_container(cfg, resolve=False), trust)
+    check_requirements(cfg)  # first: an entry whose extra is not installed names the pip command
     _check_no_missing_values(cfg)
     _check_checkpoint(cfg)  # first: a checkpoint of another run names the task/model/data that fit it
     task = cfg.task.name
@@ -109,8 +111,8 @@ def _check_values(cfg: DictConfig) -> None:
     positive("trainer.devices", trainer.get("devices", 1), allow=("auto", -1))
     positive("trainer.accumulate_grad_batches", trainer.get("accumulate_grad_batches", 1))
     workers = cfg.data.get("num_workers", 0)
-    if not isinstance(workers, int) or workers < 0:
-        problems.append(f"data.num_workers={workers!r} must be 0 or a positive integer")
+    if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
+        problems.append(f"data.num_workers={workers!r} must be 0, a positive integer or auto")
     if cfg.get("seed") is not None and not isinstance(cfg.seed, int):
         problems.append(f"seed={cfg.seed!r} must be an integer (or null for a random one)")
     if problems:
