@@ -22,10 +22,11 @@ epoch is reproducible and resumable mid-way, and no token is left out.
 **Windows** (stateless models such as GPT-2, `data.batching=windows`). Training uses
 contiguous blocks of `seq_len + 1` tokens (targets overlap the next block's first input),
 shuffled per epoch like Hugging Face's `run_clm.py` groups; evaluation uses the strided
-sliding window: windows of at most `window` inputs ending `stride` targets apart, each scoring
-only the targets the previous one did not (the first scores all of its own), so every target
-`1 .. N-1` of the split is scored exactly once with at least `window - stride` tokens of context
-(all available context near the start).
+sliding window (Hugging Face's perplexity recipe): windows of at most `window` inputs starting
+`stride` apart, each scoring only the targets the previous one did not (the first scores all
+of its own), so every target `1 .. N-1` of the split is scored exactly once, with at least
+`window - stride` tokens of context after the first window; with `stride == window` these are
+plain consecutive chunks.
 """
 
 from __future__ import annotations
@@ -174,12 +175,14 @@ def sliding_windows(num_tokens: int, window: int, stride: int) -> list[tuple[int
     if not 1 <= stride <= window:
         raise ConfigError(f"data.eval_stride={stride} must be between 1 and the window ({window}).")
     targets = num_tokens - 1
-    windows, done = [], 0
-    while done < targets:
-        end = min(done + (window if done == 0 else stride), targets)
-        begin = max(0, end - window)
-        windows.append((begin, end, end - done))
-        done = end
+    windows: list[tuple[int, int, int]] = []
+    scored_up_to = 0
+    for begin in range(0, max(targets, 0), stride):  # Hugging Face's strided perplexity loop
+        end = min(begin + window, targets)
+        windows.append((begin, end, end - scored_up_to))
+        scored_up_to = end
+        if end == targets:
+            break
     return windows
 
 
