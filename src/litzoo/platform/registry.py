@@ -7,9 +7,11 @@ arguments of its `_target_`, an entry carries metadata for the platform:
 - `tasks`: the task names it serves (a wrong pairing fails before anything heavy runs),
 - `layout`: for datasets read from a user's directory, the on-disk layout to check,
 - `check`: for models, a torch-free check of the config (e.g. that `pretrained` weights exist),
-  run during validation (`litzoo.platform.validate`).
+  run during validation (`litzoo.platform.validate`),
+- `requires`: the optional extra (and its modules) the entry's code needs, e.g.
+  `{extra: text, modules: [transformers]}`, checked first (`litzoo.platform.extras`).
 
-Task configs carry `name`, `monitor` and `monitor_mode` the same way. `build()`
+Task configs carry `name`, `monitor`, `monitor_mode` (and `requires`) the same way. `build()`
 strips these keys before instantiating. Reading the registry needs only OmegaConf.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-META_KEYS = frozenset({"name", "tasks", "layout", "check", "monitor", "monitor_mode"})
+META_KEYS = frozenset({"name", "tasks", "layout", "check", "monitor", "monitor_mode", "requires"})
 
 
 def build(cfg: DictConfig | dict, **kwargs: Any) -> Any:
