@@ -32,7 +32,6 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -44,6 +43,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from litzoo.errors import ConfigError, LitzooError
+from litzoo.platform.run_dir import RunDir
 
 # Inputs read from the original machine (the recipient sets their own).
 MACHINE_INPUT_KEYS = ("data.root", "ckpt_path", "model.pretrained")
@@ -72,14 +72,14 @@ def export_run(run_dir: Path, name: str | None = None, config_dir: Path | None =
 
     run_dir = Path(run_dir).expanduser().resolve()
     config_dir = Path(config_dir or CONFIG_DIR)
-    hydra_dir = run_dir / ".hydra"
-    if not (hydra_dir / "config.yaml").is_file() or not (hydra_dir / "hydra.yaml").is_file():
+    run = RunDir(run_dir)
+    if not run.config_path.is_file() or not run.hydra_config_path.is_file():
         raise ConfigError(f"{run_dir} is not a litzoo run directory with Hydra's saved configs (.hydra/config.yaml "
                           "and .hydra/hydra.yaml). Pass the directory of a run started with train.py (rank 0's "
                           "directory for a multi-process run).")
-    record = _read_json(run_dir / "run.json")
-    run_config = OmegaConf.load(hydra_dir / "config.yaml")
-    hydra_config = OmegaConf.load(hydra_dir / "hydra.yaml")
+    record = run.record()
+    run_config = run.config()
+    hydra_config = run.hydra_config()
     choices = OmegaConf.to_container(OmegaConf.select(hydra_config, "hydra.runtime.choices", default={}))
     assert isinstance(choices, dict)
 
@@ -300,13 +300,6 @@ def _header(run_dir: Path, record: Mapping[str, Any], name: str, machine: Mappin
     if inlined:
         lines.append(f"# Inlined (not in litzoo's own conf/): {', '.join(inlined)}")
     return "\n".join(lines) + "\n"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

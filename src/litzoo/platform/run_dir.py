@@ -88,6 +88,21 @@ class RunDir:
         assert isinstance(config, DictConfig)
         return config
 
+    @property
+    def hydra_config_path(self) -> Path:
+        return self.path / ".hydra" / "hydra.yaml"
+
+    def hydra_config(self) -> DictConfig:
+        """Hydra's own record of the run (`.hydra/hydra.yaml`: group choices, runtime, job)."""
+        if not self.hydra_config_path.is_file():
+            raise CheckpointError(
+                f"{self.path} has no .hydra/hydra.yaml, so the run's config group choices are unknown. Give "
+                "the folder a training run wrote (rank 0's directory for a multi-process run)."
+            )
+        config = OmegaConf.load(self.hydra_config_path)
+        assert isinstance(config, DictConfig)
+        return config
+
     def overrides(self) -> list[str]:
         """The command-line overrides of the run (`.hydra/overrides.yaml`)."""
         path = self.path / ".hydra" / "overrides.yaml"

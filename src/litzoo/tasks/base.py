@@ -25,6 +25,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -91,6 +92,11 @@ class TaskModule(pl.LightningModule):
         path = run.checkpoint(checkpoint)
         target = str(run.config().task._target_)
         state = load_checkpoint_file(path)
+        if not isinstance(state, dict) or "state_dict" not in state:
+            raise CheckpointError(
+                f"{path} is not a litzoo checkpoint (it holds no state_dict and hyper-parameters). Give a "
+                f"checkpoint of this run ({run.checkpoint_dir}), or leave --checkpoint out to use its best."
+            )
         hparams = dict(state.get("hyper_parameters") or {})
         check_targets({"_target_": target, **hparams}, resolve=True)  # before anything named in them is built
         module_name, _, name = target.rpartition(".")
@@ -109,8 +115,13 @@ class TaskModule(pl.LightningModule):
         return task.eval().to(map_location)
 
     # --- prediction (python -m litzoo.predict <run_dir> <inputs>) ----------------------------------
-    def predict_inputs(self, inputs: list[str], batch_size: int = 16) -> list[dict[str, Any]]:
-        """Predictions for raw inputs (image paths, texts, ...): one JSON-serialisable dict per input."""
+    def predict_inputs(self, inputs: list[str], batch_size: int = 16, top_k: int | None = None) -> list[dict[str, Any]]:
+        """Predictions for raw inputs (image paths, texts, ...): one JSON-serialisable dict per input, in order.
+
+        The task preprocesses each input as its evaluation split was (what it needs is in its
+        hyper-parameters or its run directory, never in the training data). `top_k` asks for the
+        k best answers per input where the task has a ranking (classes, detections).
+        """
         from litzoo.errors import ConfigError
 
         raise ConfigError(f"{type(self).__name__} does not predict from raw inputs yet.")
@@ -120,6 +131,11 @@ class TaskModule(pl.LightningModule):
         import json
 
         return json.dumps(prediction, ensure_ascii=False)
+
+    def predictions_file(self, predictions: list[dict[str, Any]]) -> Any:
+        """What `python -m litzoo.predict --output FILE` writes as JSON: the predictions themselves,
+        unless the family has a standard results format (detection: the COCO results list)."""
+        return predictions
 
     # --- weights used for evaluation -----------------------------------------------------------
     def init_ema(self) -> None:

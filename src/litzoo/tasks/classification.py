@@ -96,3 +96,62 @@ class ClassificationTask(TaskModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.eval_net(images).softmax(dim=-1)
+
+    # --- prediction from image files (python -m litzoo.predict <run_dir> <images>) ----------------
+    @staticmethod
+    def restore_arguments(hparams: dict[str, Any], run_dir: Any) -> dict[str, Any]:
+        """The weights come from the checkpoint: do not look for the pretrained file training started from."""
+        model = dict(hparams["model"])
+        if "pretrained" in model:
+            model["pretrained"] = None
+        return {**hparams, "model": model}
+
+    def eval_transform(self) -> Any:
+        """The eval split's transform, rebuilt from the preprocessing its datamodule recorded in data_info."""
+        from litzoo.errors import CheckpointError
+        from litzoo.vision.transforms import eval_transform
+
+        spec = self.hparams["data_info"].get("preprocess")
+        if not spec:
+            raise CheckpointError(
+                "This checkpoint's data_info does not record its evaluation preprocessing (image size, "
+                "mean/std, grey or RGB): it was trained before litzoo saved it. Retrain the run, or predict "
+                "with the datamodule's own eval transform in Python."
+            )
+        return eval_transform(spec["image_size"], spec["mean"], spec["std"], spec["crop_pct"])
+
+    def predict_inputs(self, inputs: list[str], batch_size: int = 16, top_k: int | None = None) -> list[dict[str, Any]]:
+        """The `top_k` (default 5) most probable classes of each image file, preprocessed like the eval split:
+        ``{"input", "label", "score", "top_k": [{"label", "index", "score"}, ...]}``."""
+        transform = self.eval_transform()
+        mode = self.hparams["data_info"]["preprocess"]["mode"]
+        names = [str(n) for n in self.hparams["data_info"]["class_names"]]
+        k = min(top_k or 5, self.num_classes)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            images = torch.stack([transform(open_image(path, mode)) for path in chunk]).to(self.device)
+            with torch.no_grad():
+                probabilities = self(images).float().softmax(dim=-1).cpu()
+            scores, indices = probabilities.topk(k, dim=-1)
+            for path, row_scores, row_indices in zip(chunk, scores.tolist(), indices.tolist()):
+                top = [{"label": names[i], "index": i, "score": s} for s, i in zip(row_scores, row_indices)]
+                rows.append({"input": str(path), "label": top[0]["label"], "score": top[0]["score"], "top_k": top})
+        return rows
+
+    def format_prediction(self, prediction: dict[str, Any]) -> str:
+        """``<file>\t<label> <probability>\t<label> <probability>...``, most probable first."""
+        return "\t".join([prediction["input"], *(f"{t['label']} {t['score']:.4f}" for t in prediction["top_k"])])
+
+
+def open_image(path: str, mode: str) -> Any:
+    """An image file as a PIL image in `mode` ("L" or "RGB"), decoded as the ImageFolder datamodule does."""
+    from PIL import Image
+
+    from litzoo.errors import DataError
+
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except (OSError, ValueError) as error:  # missing, unreadable or not an image (PIL's UnidentifiedImageError)
+        raise DataError(f"Cannot read image {path}: {error}. Give the path of an image file (PNG, JPEG, ...).") from None

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from litzoo.errors import ConfigError
+from litzoo.errors import ConfigError, DataError
 from litzoo.platform.registry import build
 from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
 
@@ -111,7 +111,47 @@ class VocMetrics:
         return [path]
 
 
-class DetectionTask(EvaluatingTask):
+def read_rgb_image(path: str | Path) -> torch.Tensor:
+    """An image file as a uint8 RGB tensor ``(3, H, W)``, decoded as the COCO-format datamodules do."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    if not Path(path).is_file():
+        raise DataError(f"Image file {path} does not exist. Give the path of an image file (JPEG, PNG, ...).")
+    try:
+        return decode_image(str(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, ValueError) as error:
+        raise DataError(f"Cannot decode image {path} ({str(error).splitlines()[0]}). Give an image file "
+                        "(JPEG, PNG, ...).") from None
+
+
+def prediction_image_id(path: str | Path) -> int | str:
+    """The COCO ``image_id`` of a predicted file: the number its name is, as in COCO's own naming
+    (``000000397133.jpg`` -> 397133, so results score against the official annotations), else its file name."""
+    name = Path(path).name
+    stem = Path(path).stem
+    return int(stem) if stem.isdigit() else name
+
+
+class DetectionPredictions:
+    """How detection-family tasks print and save predictions: one row per image file,
+    ``{"input", "image_id", "width", "height", "detections": [COCO result + "label"]}``."""
+
+    def format_prediction(self, prediction: dict[str, Any]) -> str:
+        """``<file>\t<n> detection(s)\t<label> <score> [x, y, w, h]\t...``, best first."""
+        found = prediction["detections"]
+        parts = [prediction["input"], f"{len(found)} detection{'' if len(found) == 1 else 's'}"]
+        parts += [f"{d['label']} {d['score']:.4f} [{', '.join(f'{v:.1f}' for v in d['bbox'])}]" for d in found]
+        return "\t".join(parts)
+
+    def predictions_file(self, predictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The official COCO results list (``image_id, category_id, bbox [x, y, w, h], score`` and
+        ``segmentation`` (RLE) or ``keypoints``), all detections of all files in one list, as detectron2
+        writes it. pycocotools' ``loadRes`` reads it; for mask AP drop ``bbox`` first (detectron2 does too),
+        else COCOeval takes the box area as the instance's area."""
+        return [{k: v for k, v in d.items() if k != "label"} for row in predictions for d in row["detections"]]
+
+
+class DetectionTask(DetectionPredictions, EvaluatingTask):
     """Train a torchvision detector on ``(images, targets)`` lists and score it with COCOeval (or VOC).
 
     Args:
@@ -173,6 +213,52 @@ class DetectionTask(EvaluatingTask):
         return self.eval_net(list(images))
 
     # -- evaluation ----------------------------------------------------------------------------------
+
+    # -- prediction from image files (python -m litzoo.predict <run_dir> <images>) -------------------
+
+    def predict_inputs(self, inputs: list[str], batch_size: int = 4, top_k: int | None = None) -> list[dict[str, Any]]:
+        """Detections of each image file in its own pixel frame: the evaluation preprocessing (the image as
+        it is, scaled to [0, 1]; the model resizes internally), the model's score threshold, the `top_k`
+        best (default: all it returns), with boxes, RLE masks and keypoints as COCO results."""
+        from torchvision import tv_tensors
+
+        from litzoo.vision.detection_transforms import detection_eval_transforms
+
+        transform = detection_eval_transforms()
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            images = [read_rgb_image(path) for path in chunk]
+            with torch.no_grad():
+                outputs = self([transform(tv_tensors.Image(image)).to(self.device) for image in images])
+            for path, image, output in zip(chunk, images, outputs):
+                rows.append(self.detections_row(str(path), tuple(image.shape[-2:]), output, top_k))
+        return rows
+
+    def detections_row(self, path: str, size_hw: tuple[int, int], output: Mapping[str, torch.Tensor],
+                       top_k: int | None = None) -> dict[str, Any]:
+        """One image's model output as a prediction row (COCO category ids, class names, results format)."""
+        from litzoo.metrics.coco_eval import predictions_to_coco_results
+
+        output = {k: v.detach().cpu() for k, v in output.items()}
+        order = torch.argsort(output["scores"], descending=True, stable=True)[:top_k]
+        output = {k: v[order] for k, v in output.items()}
+        kinds = [t for t in ("bbox", "segm", "keypoints") if t == "bbox" or t in self.iou_types]
+        label_to_cat_id = {label: int(c) for label, c in enumerate(self.data_info["category_ids"], start=1)}
+        results = predictions_to_coco_results(output, 0, kinds, label_to_cat_id, self.mask_threshold)
+        names = self.data_info["class_names"]
+        image_id = prediction_image_id(path)
+        detections = []
+        for i, (label, box) in enumerate(zip(output["labels"].tolist(), results["bbox"])):
+            detection = {"image_id": image_id, "category_id": box["category_id"], "label": str(names[label]),
+                         "score": box["score"], "bbox": box["bbox"]}
+            if "segm" in results:
+                detection["segmentation"] = results["segm"][i]["segmentation"]
+            if "keypoints" in results:
+                detection["keypoints"] = results["keypoints"][i]["keypoints"]
+            detections.append(detection)
+        return {"input": path, "image_id": image_id, "height": int(size_hw[0]), "width": int(size_hw[1]),
+                "detections": detections}
 
     def make_metrics(self, split: str) -> Any:
         info = self.data_info

@@ -35,7 +35,7 @@ from litzoo.models.pose import (
 )
 from litzoo.platform.registry import build
 from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
-from litzoo.tasks.detection import DetectionTask, check_data_task
+from litzoo.tasks.detection import DetectionPredictions, DetectionTask, check_data_task
 from litzoo.vision.keypoints import heatmaps_to_image_keypoints
 
 
@@ -81,7 +81,7 @@ class TopDownMetrics:
         )
 
 
-class TopDownPoseTask(EvaluatingTask):
+class TopDownPoseTask(DetectionPredictions, EvaluatingTask):
     """SimpleBaseline: heatmap regression on person crops, OKS AP on the ground-truth boxes.
 
     Args:
@@ -151,6 +151,56 @@ class TopDownPoseTask(EvaluatingTask):
         """Keypoints ``(B, K, 3)`` = (x, y, peak) in image pixels."""
         images, targets = batch
         return heatmaps_to_image_keypoints(self(images), targets["center"], targets["scale"], targets["rotation"])
+
+    def predict_inputs(self, inputs: list[str], batch_size: int = 16, top_k: int | None = None) -> list[dict[str, Any]]:
+        """The keypoints of one person per image file, the whole image being the person box.
+
+        A top-down model needs person boxes and prediction gets only image files, so each image is
+        taken as one person's box ``[0, 0, W, H]`` (give crops of one person each, or Keypoint R-CNN's
+        whole-image run for several); it is cropped as evaluation crops a box (padding, aspect
+        ratio, normalisation from the data info), flip-tested if the run was, and the peaks are mapped
+        back to image pixels. The instance score is the mean confident peak (box score 1).
+        """
+        from litzoo.errors import CheckpointError
+        from litzoo.tasks.detection import prediction_image_id, read_rgb_image
+        from litzoo.vision.keypoints import box_to_center_scale, crop_image, get_affine_transform
+
+        info = self.data_info
+        spec = info.get("preprocess")
+        if not spec:
+            raise CheckpointError(
+                "This checkpoint's data_info does not record how a person box becomes a crop (padding, mean/std): "
+                "it was trained before litzoo saved it. Retrain the run to predict from image files."
+            )
+        input_h, input_w = (int(v) for v in info["input_size"])
+        mean, std = torch.tensor(spec["mean"]).view(3, 1, 1), torch.tensor(spec["std"]).view(3, 1, 1)
+        category_id = int(info["keypoint_category_id"])
+        label = str(info["class_names"][list(info["category_ids"]).index(category_id) + 1])
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            crops, centers, scales, sizes = [], [], [], []
+            for path in chunk:
+                image = read_rgb_image(path).to(torch.float32) / 255.0
+                height, width = image.shape[-2:]
+                center, scale = box_to_center_scale([0, 0, width, height], input_w / input_h, spec["padding"])
+                matrix = get_affine_transform(center, scale, 0.0, (input_w, input_h))
+                crops.append((crop_image(image, matrix, (input_w, input_h)) - mean) / std)
+                centers.append(torch.from_numpy(center).float())
+                scales.append(torch.from_numpy(scale).float())
+                sizes.append((int(height), int(width)))
+            with torch.no_grad():
+                heatmaps = self(torch.stack(crops).to(self.device))
+            keypoints = heatmaps_to_image_keypoints(heatmaps, torch.stack(centers), torch.stack(scales))
+            scores = keypoint_instance_score(keypoints[..., 2], torch.ones(len(chunk)))
+            for path, (height, width), points, score in zip(chunk, sizes, keypoints.tolist(), scores.tolist()):
+                image_id = prediction_image_id(path)
+                detection = {"image_id": image_id, "category_id": category_id, "label": label, "score": float(score),
+                             "bbox": [0.0, 0.0, float(width), float(height)],
+                             "keypoints": [float(v) for point in points for v in point]}
+                rows.append({"input": str(path), "image_id": image_id, "height": height, "width": width,
+                             "detections": [detection]})
+        return rows
 
     def make_metrics(self, split: str) -> TopDownMetrics:
         return TopDownMetrics(self.datamodule.coco_ground_truth(split), self.data_info.get("kpt_oks_sigmas"),

@@ -31,7 +31,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from litzoo.errors import CheckpointError, ConfigError
+from litzoo.errors import CheckpointError, ConfigError, DataError
 from litzoo.metrics.text import build_text_metrics, predictions_from_outputs
 from litzoo.platform.registry import build
 from litzoo.tasks.base import TaskModule
@@ -98,8 +98,10 @@ class TextClassificationTask(TaskModule):
                  no_decay_norm_bias: bool = True, ema_decay: float | None = None,
                  load_pretrained: bool = True) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, max_grad_norm)
-        vocab = data_info.get("vocab")
-        data_info = {k: v for k, v in data_info.items() if k != "vocab"}  # not saved: <run_dir>/vocab.json is
+        # Objects, not saved: the run directory holds them (vocab.json or tokenizer/); `text_encoding` is
+        # what prediction reads new texts with (restore_arguments loads it from there).
+        vocab, self.text_encoding = data_info.get("vocab"), data_info.get("text_encoding")
+        data_info = {k: v for k, v in data_info.items() if k not in ("vocab", "text_encoding")}
         self.kind = data_info["encoding"]["kind"]
         if layer_decay != 1.0 and self.kind != "hf":
             raise ConfigError(f"task.layer_decay={layer_decay} applies to transformer encoders, which have layers; "
@@ -179,6 +181,87 @@ class TextClassificationTask(TaskModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         return self.probabilities(self(batch))
+
+    # --- prediction from texts (python -m litzoo.predict <run_dir> <texts>) ------------------------
+    @staticmethod
+    def restore_arguments(hparams: dict[str, Any], run_dir: Any) -> dict[str, Any]:
+        """The run's own vocabulary or tokenizer (and the encoder's config saved beside it): prediction reads
+        text as training did, and rebuilds the encoder without its original checkpoint folder (the weights
+        come from the litzoo checkpoint)."""
+        from litzoo.datamodules.text_classification.datamodule import TOKENIZER_DIR, TextEncoding
+
+        data_info = dict(hparams.get("data_info") or {})
+        if "model" not in hparams or "encoding" not in data_info:
+            raise CheckpointError(
+                f"The checkpoint of {run_dir.path} is not a text-classification checkpoint (its hyper-parameters "
+                "lack the model and the text encoding). Give the run directory of a task=text_classification run."
+            )
+        encoding = TextEncoding.load(run_dir.path, data_info["encoding"])
+        model = dict(hparams["model"])
+        if encoding.kind == "vocab":
+            data_info["vocab"] = encoding.vocab
+        else:
+            folder = str(run_dir.artifact(TOKENIZER_DIR))
+            model["pretrained"] = folder
+            data_info["encoding"] = {**data_info["encoding"], "pretrained": folder}
+        data_info["text_encoding"] = encoding
+        return {**hparams, "model": model, "data_info": data_info, "load_pretrained": False}
+
+    def predict_inputs(self, inputs: list[str], batch_size: int = 64, top_k: int | None = None) -> list[dict[str, Any]]:
+        """Class probabilities of each text (pair tasks: ``"first<TAB>second"`` or a ``(first, second)``
+        tuple), tokenized as in training: ``{"text", "text_pair", "label", "score", "probabilities"}``;
+        regression: the predicted score as ``label`` and ``score``, ``probabilities`` None. `top_k` keeps
+        only the k most probable classes in ``probabilities``."""
+        if self.text_encoding is None:
+            raise CheckpointError(
+                "This task was not loaded from a run directory, so it has no tokenizer to read texts with. "
+                "Load it with litzoo.load(<run_dir>)."
+            )
+        is_pair = bool(self.hparams["data_info"]["is_pair"])
+        examples = [self._example(i, item, is_pair) for i, item in enumerate(inputs)]
+        collate = self.text_encoding.collate(label_dtype=None, with_split=False)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            samples, _ = self.text_encoding.encode(chunk)
+            batch = {key: value.to(self.device) for key, value in collate(samples).items()}
+            with torch.no_grad():
+                values = self.probabilities(self(batch)).cpu()
+            rows += [self._prediction(example, row, top_k) for example, row in zip(chunk, values)]
+        return rows
+
+    def _example(self, index: int, item: str | tuple[str, str], is_pair: bool) -> Any:
+        from litzoo.text.examples import TextExample
+
+        where = f"Input {index + 1}"
+        parts = [str(p) for p in item] if not isinstance(item, str) else item.split("\t") if is_pair else [item]
+        if is_pair and (len(parts) != 2 or not all(p.strip() for p in parts)):
+            raise DataError(f"{where}: this model classifies sentence pairs; write each input as first<TAB>second "
+                            f"(found {len(parts)} part(s)), or give (first, second) tuples in Python.")
+        if not is_pair and len(parts) != 1:
+            raise DataError(f"{where} is a pair, but this model classifies single texts; give one text.")
+        if not all(p.strip() for p in parts):
+            raise DataError(f"{where} is empty; give a text to classify.")
+        first, second = parts[0].strip(), (parts[1].strip() if is_pair else None)
+        return TextExample(first, second, None, f"input-{index}")
+
+    def _prediction(self, example: Any, values: torch.Tensor, top_k: int | None) -> dict[str, Any]:
+        row: dict[str, Any] = {"text": example.text_a, "text_pair": example.text_b}
+        if self.is_regression:
+            return {**row, "label": float(values), "score": float(values), "probabilities": None}
+        info = self.hparams["data_info"]
+        names = [str(n) for n in (info.get("class_names") or info.get("label_names"))]
+        ranked = sorted(zip(names, values.tolist()), key=lambda pair: -pair[1])  # stable: ties keep class order
+        best, score = ranked[0]
+        probabilities = dict(ranked[:top_k]) if top_k else dict(zip(names, values.tolist()))
+        return {**row, "label": best, "score": score, "probabilities": probabilities}
+
+    def format_prediction(self, prediction: dict[str, Any]) -> str:
+        """``<label>\t<probability>\t<text>`` (regression: ``<score>\t<text>``; pairs: both texts, tab-separated)."""
+        text = prediction["text"] if prediction["text_pair"] is None else f"{prediction['text']}\t{prediction['text_pair']}"
+        if prediction["probabilities"] is None:
+            return f"{prediction['score']:.4f}\t{text}"
+        return f"{prediction['label']}\t{prediction['score']:.4f}\t{text}"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose model read text another way (clearer than a tensor size mismatch)."""

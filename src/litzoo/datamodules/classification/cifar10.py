@@ -20,6 +20,7 @@ from torchvision.transforms import v2
 from litzoo.data.base import BaseDataModule
 from litzoo.datamodules.classification.layouts import cifar10_dir
 from litzoo.errors import DataError
+from litzoo.vision.transforms import eval_preprocessing
 
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +79,9 @@ class Cifar10DataModule(BaseDataModule):
     def info(self) -> dict[str, Any]:
         with open(self.folder / "batches.meta", "rb") as f:
             names = pickle.load(f, encoding="latin1")["label_names"]
-        return {"num_classes": len(names), "in_chans": 3, "image_size": 32, "class_names": list(names)}
+        # preprocess: CIFAR's eval split is its 32 x 32 images as they are; other files are resized to that.
+        return {"num_classes": len(names), "in_chans": 3, "image_size": 32, "class_names": list(names),
+                "preprocess": eval_preprocessing(32, 3, self.mean, self.std, crop_pct=1.0)}
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

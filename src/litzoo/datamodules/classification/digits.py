@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from litzoo.data.base import BaseDataModule
+from litzoo.vision.transforms import eval_preprocessing
 
 
 class TensorImageDataset(Dataset):
@@ -64,11 +65,14 @@ class DigitsDataModule(BaseDataModule):
         self.image_size = image_size
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.augment = augment
-        self.normalize = v2.Normalize(list(mean), list(std))
+        self.mean, self.std = list(mean), list(std)
+        self.normalize = v2.Normalize(self.mean, self.std)
 
     def info(self) -> dict[str, Any]:
+        # preprocess: a new (grey, white-on-black) digit image is resized to image_size like the scans.
         return {"num_classes": 10, "in_chans": 1, "image_size": self.image_size,
-                "class_names": [str(d) for d in range(10)]}
+                "class_names": [str(d) for d in range(10)],
+                "preprocess": eval_preprocessing(self.image_size, 1, self.mean, self.std, crop_pct=1.0)}
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -17,7 +17,7 @@ from torchvision.datasets import ImageFolder
 
 from litzoo.data.base import BaseDataModule
 from litzoo.errors import DataError
-from litzoo.vision.transforms import channel_stats, eval_transform, train_transform
+from litzoo.vision.transforms import channel_stats, eval_preprocessing, eval_transform, train_transform
 
 
 def load_image(path: str, mode: str) -> Image.Image:
@@ -60,7 +60,8 @@ class ImageFolderDataModule(BaseDataModule):
 
     def info(self) -> dict[str, Any]:
         return {"num_classes": len(self.classes), "in_chans": self.in_chans, "image_size": self.image_size,
-                "class_names": self.classes}
+                "class_names": self.classes,
+                "preprocess": eval_preprocessing(self.image_size, self.in_chans, self.mean, self.std, self.crop_pct)}
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -212,6 +212,9 @@ class CocoFormatDataModule(DetectionDataModule):
         }
         if self.task == "pose":
             info.update(self._pose_info(base, categories))
+        if isinstance(val, CocoTopDownPose):  # how a person box becomes a crop, for prediction on new images
+            info["preprocess"] = {"padding": float(val.padding), "mean": val.mean.flatten().tolist(),
+                                  "std": val.std.flatten().tolist()}
         return info
 
     def _pose_info(self, base: CocoDetection, categories: list[dict]) -> dict[str, Any]:
