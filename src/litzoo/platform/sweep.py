@@ -6,20 +6,25 @@ every job directory of the sweep (`run.json`, `.hydra/`, `metrics.csv`) and writ
 - `<sweep_dir>/summary.csv`: one row per job: job number, status, objective, the swept
   values, the test metrics, duration, run directory, error (for failed jobs) and the
   job's full overrides;
-- `<sweep_dir>/summary.png`: the objective per trial (failed trials marked), with the
-  best-so-far line when the direction is known;
-- a table on the terminal.
+- `<sweep_dir>/summary.png`: the objective against the swept values for a grid sweep, or per
+  trial with the best-so-far line for a search (`litzoo.platform.sweep_plot`);
+- a table on the terminal, and the paths of the files it wrote (only those).
 
-The objective is the job's `optimized_metric`: its `objective` in run.json if the runner
-recorded one, otherwise the metric's last logged value in `metrics.csv` (which is what the
-train function returned to the sweeper). Failed jobs are listed with their error; they
-never stop the summary. `python -m litzoo.platform.sweep <sweep_dir>` rebuilds it, e.g.
+The objective is the job's `optimized_metric`, or, when none is set (a plain `-m` grid), the
+task's monitored metric (`task.monitor`, the one checkpoints are ranked by; `task.monitor_mode`
+gives the direction): its `objective` in run.json if the runner recorded one, otherwise the
+metric's last logged value in `metrics.csv` (which is what the train function returned to the
+sweeper). A list of metrics (a multi-objective search) gets one column per metric. Failed
+jobs are listed with their error; they never stop the summary. A trial that an Optuna
+search pruned is listed as `pruned` (from the search's trials.csv) and is never the best.
+`python -m litzoo.platform.sweep <sweep_dir>` rebuilds it, e.g.
 for a sweep whose jobs were still running when the launcher returned.
 
-`OptunaFailedTrials` turns a NaN objective into a failed Optuna trial instead of a crashed
-search. `RankLogFiles` gives processes that a launcher starts *without* our command line (the
-tasks of a multi-GPU SLURM job submitted by submitit) the same rank-suffixed log files
-that `ranks.ddp_child_argv` gives processes started from the command line.
+`OptunaFailedTrials` turns a NaN objective into a failed trial for hydra-optuna-sweeper, which
+would otherwise crash (litzoo's own sweeper needs no help). `RankLogFiles` gives processes
+that a launcher starts *without* our command line (the tasks of a multi-GPU SLURM job
+submitted by submitit) the same rank-suffixed log files that `ranks.ddp_child_argv` gives
+processes started from the command line.
 
 Nothing here imports torch; matplotlib is imported only to draw the plot.
 """
@@ -45,6 +50,9 @@ log = logging.getLogger("litzoo")
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PNG = "summary.png"
+# Written by an Optuna search (hydra_plugins.litzoo_optuna_sweeper): every trial, and the best.
+TRIALS_CSV = "trials.csv"
+SEARCH_RESULTS = "optimization_results.yaml"
 
 
 @dataclass
@@ -57,6 +65,7 @@ class JobRow:
     overrides: list[str]
     objective_name: str | None = None
     objective: float | None = None
+    objectives: dict[str, float] = field(default_factory=dict)  # every metric of a multi-objective search
     metrics: dict[str, float] = field(default_factory=dict)
     duration_s: float | None = None
     error: str | None = None
@@ -77,30 +86,52 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: (_job_number(p) is None, _job_number(p) or 0, _natural_key(str(p))))
 
 
-def read_job(job_dir: Path, sweep_dir: Path, default_metric: str | None = None) -> JobRow:
+def read_job(job_dir: Path, sweep_dir: Path, default_metric: Any = None) -> JobRow:
     """The summary row of one job directory."""
     record = _read_json(job_dir / "run.json")
     config = _load_yaml(job_dir / ".hydra" / "config.yaml")
     overrides = list(record.get("overrides") or _load_list(job_dir / ".hydra" / "overrides.yaml"))
-    metric = (config.get("optimized_metric") if config else None) or default_metric
+    names = objective_names(config, default_metric)
     status = record.get("status") or "no record"
     row = JobRow(
         job=str(job_dir.relative_to(sweep_dir)) if job_dir.is_relative_to(sweep_dir) else str(job_dir),
-        run_dir=job_dir, status=status, overrides=[str(o) for o in overrides], objective_name=metric,
+        run_dir=job_dir,
+        status=status,
+        overrides=[str(o) for o in overrides],
+        objective_name=names[0] if names else None,
         metrics={k: float(v) for k, v in (record.get("metrics") or {}).items() if _is_number(v)},
-        duration_s=record.get("duration_s"), error=record.get("error"), number=_job_number(job_dir),
+        duration_s=record.get("duration_s"),
+        error=record.get("error"),
+        number=_job_number(job_dir),
     )
-    if metric and status == "completed":
+    if names and status == "completed":
         recorded = record.get("objective")
-        if isinstance(recorded, Mapping):
-            recorded = recorded.get(metric)
-        if _is_number(recorded):
-            row.objective = float(recorded)
-        elif metric in row.metrics:
-            row.objective = row.metrics[metric]
-        else:
-            row.objective = last_logged(job_dir / "metrics.csv", metric)
+        if not isinstance(recorded, (Mapping, list)):
+            recorded = {names[0]: recorded}
+        elif isinstance(recorded, list):
+            recorded = dict(zip(names, recorded))
+        for name in names:
+            value = recorded.get(name)
+            if _is_number(value):
+                row.objectives[name] = float(value)
+            elif name in row.metrics:
+                row.objectives[name] = row.metrics[name]
+            elif (logged := last_logged(job_dir / "metrics.csv", name)) is not None:
+                row.objectives[name] = logged
+        row.objective = row.objectives.get(names[0])
     return row
+
+
+def objective_names(job_config: DictConfig | None, default: Any = None) -> list[str]:
+    """The metric(s) a job is judged by: its `optimized_metric`, the sweep's, else its task's monitor."""
+    for names in (
+        job_config.get("optimized_metric") if job_config else None,
+        default,
+        OmegaConf.select(job_config, "task.monitor", default=None) if job_config else None,
+    ):
+        if names:
+            return [str(names)] if isinstance(names, str) else [str(n) for n in names]
+    return []
 
 
 def last_logged(csv_path: Path, name: str) -> float | None:
@@ -129,23 +160,32 @@ def swept_keys(rows: Sequence[JobRow]) -> list[str]:
 
 
 def direction_of(config: DictConfig | None, rows: Sequence[JobRow]) -> str | None:
-    """"maximize", "minimize" or None: the sweeper's direction, else the task's monitor mode."""
+    """ "maximize", "minimize" or None: the sweeper's direction, else the task's monitor mode."""
     if config is not None:
         direction = OmegaConf.select(config, "hydra.sweeper.direction", default=None)
         if isinstance(direction, str):
             return direction.lower()
         if direction is not None and len(direction) == 1:
             return str(direction[0]).lower()
+    if len({name for row in rows for name in row.objectives}) > 1:
+        return None  # several objectives: no single best (the search's trials.csv has its Pareto front)
     for row in rows:
         job_config = _load_yaml(row.run_dir / ".hydra" / "config.yaml")
-        if job_config and row.objective_name and OmegaConf.select(job_config, "task.monitor") == row.objective_name:
+        if (
+            job_config
+            and row.objective_name
+            and OmegaConf.select(job_config, "task.monitor") == row.objective_name
+        ):
             mode = OmegaConf.select(job_config, "task.monitor_mode")
             return {"max": "maximize", "min": "minimize"}.get(str(mode))
     return None
 
 
 def best_row(rows: Sequence[JobRow], direction: str | None) -> JobRow | None:
-    scored = [r for r in rows if r.objective is not None and math.isfinite(r.objective)]
+    """The completed job with the best objective (pruned trials never count, as in Optuna)."""
+    scored = [
+        r for r in rows if r.status == "completed" and r.objective is not None and math.isfinite(r.objective)
+    ]
     if not scored or direction not in ("maximize", "minimize"):
         return None
     pick = max if direction == "maximize" else min
@@ -158,43 +198,111 @@ def best_row(rows: Sequence[JobRow], direction: str | None) -> JobRow | None:
 def summarize(sweep_dir: Path, config: DictConfig | None = None, show: bool = True) -> list[JobRow]:
     """Write summary.csv and summary.png into `sweep_dir`, print the table; returns the rows."""
     sweep_dir = Path(sweep_dir)
-    default_metric = OmegaConf.select(config, "optimized_metric", default=None) if config is not None else None
+    default_metric = (
+        OmegaConf.select(config, "optimized_metric", default=None) if config is not None else None
+    )
     rows = [read_job(d, sweep_dir, default_metric) for d in find_job_dirs(sweep_dir)]
     if not rows:
         log.warning("No job directories found in %s; no sweep summary written.", sweep_dir)
         return rows
+    _mark_pruned(rows, sweep_dir)
     keys = swept_keys(rows)
     direction = direction_of(config, rows)
     best = best_row(rows, direction)
     write_csv(sweep_dir / SUMMARY_CSV, rows, keys, best)
+    written = [sweep_dir / SUMMARY_CSV]
+    (sweep_dir / SUMMARY_PNG).unlink(missing_ok=True)  # never leave an earlier summary's plot as this one's
     try:
-        plot_objective(sweep_dir / SUMMARY_PNG, rows, direction)
+        from litzoo.platform.sweep_plot import plot_objective
+
+        plot = plot_objective(
+            sweep_dir / SUMMARY_PNG, rows, keys, direction, best, history=is_search(config, sweep_dir)
+        )
+        written += [plot] if plot is not None else []
     except Exception:  # a plot is a convenience; the CSV and the table are the summary
         log.warning("Could not plot the sweep objective", exc_info=True)
+    written += [p for p in (sweep_dir / TRIALS_CSV, sweep_dir / SEARCH_RESULTS) if p.is_file()]
     if show:
-        print_table(rows, keys, best, sweep_dir)
+        print_table(rows, keys, best, sweep_dir, written)
     return rows
+
+
+def is_search(config: DictConfig | None, sweep_dir: Path) -> bool:
+    """Whether an optimizing sweeper (Optuna) chose the trials, rather than a grid."""
+    if config is not None and OmegaConf.select(config, "hydra.sweeper.direction", default=None) is not None:
+        return True
+    return (Path(sweep_dir) / SEARCH_RESULTS).is_file()
+
+
+def _mark_pruned(rows: Sequence[JobRow], sweep_dir: Path) -> None:
+    """Jobs an Optuna search pruned ran to a normal end, early: list them as `pruned`."""
+    states = read_trial_states(sweep_dir)
+    for row in rows:
+        if row.status == "completed" and states.get(str(row.run_dir)) == "PRUNED":
+            row.status = "pruned"
+
+
+def read_trial_states(sweep_dir: Path) -> dict[str, str]:
+    """{run directory: Optuna trial state} from a search's trials.csv ({} for a grid sweep)."""
+    path = Path(sweep_dir) / TRIALS_CSV
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {row["run_dir"]: row["state"] for row in csv.DictReader(f) if row.get("run_dir")}
 
 
 def write_csv(path: Path, rows: Sequence[JobRow], keys: Sequence[str], best: JobRow | None) -> None:
     metric_names = sorted({name for row in rows for name in row.metrics})
-    objective_names = sorted({row.objective_name for row in rows if row.objective_name})
-    header = ["job", "status", "objective", "optimized_metric", "best", *keys, *metric_names,
-              "duration_s", "run_dir", "error", "overrides"]
+    names = sorted({row.objective_name for row in rows if row.objective_name})
+    several = (
+        []
+        if len({n for row in rows for n in row.objectives}) <= 1
+        else list(dict.fromkeys(n for row in rows for n in row.objectives))
+    )
+    header = [
+        "job",
+        "status",
+        "objective",
+        "optimized_metric",
+        "best",
+        *several,
+        *keys,
+        *metric_names,
+        "duration_s",
+        "run_dir",
+        "error",
+        "overrides",
+    ]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for row in rows:
             values = dict(_split_override(o) for o in row.overrides)
-            writer.writerow([
-                row.job, row.status, _csv_number(row.objective), row.objective_name or ",".join(objective_names),
-                "yes" if row is best else "", *[values.get(k, "") for k in keys],
-                *[_csv_number(row.metrics.get(m)) for m in metric_names],
-                _csv_number(row.duration_s), str(row.run_dir), row.error or "", " ".join(row.overrides),
-            ])
+            writer.writerow(
+                [
+                    row.job,
+                    row.status,
+                    _csv_number(row.objective),
+                    row.objective_name or ",".join(names),
+                    "yes" if row is best else "",
+                    *[_csv_number(row.objectives.get(n)) for n in several],
+                    *[values.get(k, "") for k in keys],
+                    *[_csv_number(row.metrics.get(m)) for m in metric_names],
+                    _csv_number(row.duration_s),
+                    str(row.run_dir),
+                    row.error or "",
+                    " ".join(row.overrides),
+                ]
+            )
 
 
-def print_table(rows: Sequence[JobRow], keys: Sequence[str], best: JobRow | None, sweep_dir: Path) -> None:
+def print_table(
+    rows: Sequence[JobRow],
+    keys: Sequence[str],
+    best: JobRow | None,
+    sweep_dir: Path,
+    written: Sequence[Path] = (),
+) -> None:
     from rich import get_console
     from rich.table import Table
 
@@ -208,54 +316,20 @@ def print_table(rows: Sequence[JobRow], keys: Sequence[str], best: JobRow | None
     for row in rows:
         values = dict(_split_override(o) for o in row.overrides)
         swept = " ".join(f"{k}={values[k]}" for k in keys if k in values)
-        status = {"completed": "[green]completed[/green]", "failed": "[red]failed[/red]"}.get(row.status,
-                                                                                             row.status)
-        objective = "" if row.objective is None else f"{row.objective:.6g}" + (" (best)" if row is best else "")
+        status = {
+            "completed": "[green]completed[/green]",
+            "failed": "[red]failed[/red]",
+            "pruned": "[yellow]pruned[/yellow]",
+        }.get(row.status, row.status)
+        objective = (
+            "" if row.objective is None else f"{row.objective:.6g}" + (" (best)" if row is best else "")
+        )
         where = str(row.run_dir) + (f"\n[red]{_shorten(row.error, 300)}[/red]" if row.error else "")
         table.add_row(row.job, swept, status, objective, where)
     console = get_console()
     console.print(table)
-    console.print(f"[bold]Summary:[/bold] {sweep_dir / SUMMARY_CSV}, {sweep_dir / SUMMARY_PNG}", soft_wrap=True)
-
-
-def plot_objective(path: Path, rows: Sequence[JobRow], direction: str | None) -> Path | None:
-    """The objective of each trial in job order; failed trials as red crosses on the x axis."""
-    names = sorted({r.objective_name for r in rows if r.objective_name})
-    if not names:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = [r.number if r.number is not None else i for i, r in enumerate(rows)]
-    ok = [(x, r.objective) for x, r in zip(xs, rows) if r.objective is not None and math.isfinite(r.objective)]
-    bad = [x for x, r in zip(xs, rows) if r.objective is None or not math.isfinite(r.objective)]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    if ok:
-        ax.plot([x for x, _ in ok], [y for _, y in ok], "o", color="tab:blue", label="completed trial")
-        if direction in ("maximize", "minimize"):
-            pick = max if direction == "maximize" else min
-            best_so_far, current = [], None
-            for _, y in ok:
-                current = y if current is None else pick(current, y)
-                best_so_far.append(current)
-            ax.step([x for x, _ in ok], best_so_far, where="post", color="tab:orange", label="best so far")
-    if bad:  # on the bottom edge of the plot (x in data units, y in axes units): they have no value
-        ax.plot(bad, [0.04] * len(bad), "x", color="tab:red", markersize=9, label="failed / no value",
-                transform=ax.get_xaxis_transform(), clip_on=False)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("job (trial) number")
-    ax.set_ylabel(", ".join(names))
-    ax.set_title(f"{', '.join(names)} per trial" + (f" ({direction})" if direction else ""))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    if written:
+        console.print(f"[bold]Summary:[/bold] {', '.join(map(str, written))}", soft_wrap=True)
 
 
 # --- Hydra callbacks ---------------------------------------------------------------------------
@@ -281,11 +355,13 @@ class OptunaFailedTrials(Callback):
     """Hydra callback: a trial whose objective is NaN is reported to Optuna as failed.
 
     The runner returns NaN for a failed job of a sweep that optimizes a metric, and a
-    diverged run can return NaN too. hydra-optuna-sweeper 1.3 with optuna 2.10 then
-    crashes the whole search: `study.tell` refuses NaN, and the sweeper's fallback tells
-    a failed state *with* that value, which optuna refuses again. A value that is not a
-    float (None) takes the sweeper's failed-trial path instead, so the search goes on.
-    Only applies when the sweeper is Optuna's; runs inside the job, with every launcher.
+    diverged run can return NaN too. litzoo's own sweeper (hydra_plugins.litzoo_optuna_sweeper)
+    tells Optuna such a trial failed by itself; this callback is for searches still run by
+    hydra-optuna-sweeper 1.3 (with optuna 2.10), which crashes the whole search on NaN:
+    `study.tell` refuses NaN, and its fallback tells a failed state *with* that value, which
+    optuna refuses again. A value that is not a float (None) takes that sweeper's failed-trial
+    path instead, so the search goes on. Only applies when the sweeper is an Optuna one; runs
+    inside the job, with every launcher.
     """
 
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
