@@ -318,8 +318,11 @@ class DependencyParsingTask(EvaluatingTask):
         self.train(was_training)
         return results
 
-    def predict_inputs(self, inputs: list[str], batch_size: int = 16) -> list[dict[str, Any]]:
-        """One dict per sentence: its words, predicted heads and relations, and the CoNLL-U block."""
+    def predict_inputs(
+        self, inputs: list[str], batch_size: int = 16, top_k: int | None = None
+    ) -> list[dict[str, Any]]:
+        """One dict per sentence: its words, predicted heads and relations, and the CoNLL-U block
+        (`top_k` does not apply: a parser returns its one best tree)."""
         sentences = self.read_inputs(inputs)
         predictions = []
         for sentence, (heads, deprels) in zip(sentences, self.parse(sentences, batch_size)):
