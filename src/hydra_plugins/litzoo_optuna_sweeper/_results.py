@@ -103,15 +103,6 @@ def write_trials(path: Path, trials: Sequence[Any], n_objectives: int) -> None:
             )
 
 
-def read_trial_states(sweep_dir: Path) -> dict[str, str]:
-    """{run directory: trial state} from a sweep directory's trials.csv ({} when there is none)."""
-    path = Path(sweep_dir) / TRIALS_FILE
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        return {row["run_dir"]: row["state"] for row in csv.DictReader(f) if row.get("run_dir")}
-
-
 def _best_trial(study: Any) -> Any:
     try:
         return study.best_trial
