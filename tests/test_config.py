@@ -282,10 +282,39 @@ def test_every_experiment_composes_and_validates_its_pairing(experiment, tmp_pat
         validate(cfg, [CONFIG_DIR])
 
 
+def one_batch_per_stage(trainer) -> bool:
+    spelled_out = trainer.get("max_epochs") == 1 and all(
+        trainer.get(f"limit_{stage}_batches") == 1 for stage in ("train", "val", "test"))
+    return trainer.get("fast_dev_run") in (True, 1) or spelled_out
+
+
+# What each debug config promises (its header comment), as a check of the composed trainer.
+DEBUG_PROMISES = {
+    "fdr": one_batch_per_stage,
+    "limit": lambda t: t.max_epochs <= 3 and 0 < t.limit_train_batches <= 10 and t.log_every_n_steps == 1,
+    "overfit": lambda t: t.get("overfit_batches") == 1 and t.max_epochs >= 10,
+}
+
+
+def leaves(node, prefix=""):
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
 @pytest.mark.parametrize("debug", options("debug"))
-def test_debug_configs_compose(debug):
-    cfg = compose([f"debug={debug}"])
+def test_debug_configs_do_what_they_promise(debug):
+    """Each debug config composes, validates, keeps its promise (which the default trainer does not),
+    and every value its file sets is in the composed config."""
+    default, cfg = compose([]), compose([f"debug={debug}"])
     validate(cfg, [CONFIG_DIR])
+    promise = DEBUG_PROMISES[debug]
+    assert promise(cfg.trainer) and not promise(default.trainer)
+    written = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "debug" / f"{debug}.yaml"))
+    for key, value in leaves(written):
+        assert OmegaConf.select(cfg, key) == value, key
 
 
 def test_fast_dev_run_goes_end_to_end(tmp_path):

@@ -86,3 +86,68 @@ def test_ema_follows_the_exponential_average():
     task.on_before_zero_grad(None)
     assert torch.allclose(task.ema.module.fc.weight, 0.5 * start + 0.5 * (start + 1.0))
     assert task.eval_net is task.ema.module
+
+
+def tiny_classifier(**tricks):
+    from litzoo.tasks.classification import ClassificationTask
+
+    torch.manual_seed(0)
+    return ClassificationTask(
+        model={"_target_": "litzoo.models.classification.create_classifier", "arch": "resnet18"},
+        data_info={"num_classes": 3, "in_chans": 1, "image_size": 16},
+        optim={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, **tricks)
+
+
+def a_batch():
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(4, 1, 16, 16, generator=generator), torch.tensor([0, 1, 2, 1])
+
+
+def test_label_smoothing_changes_the_training_loss():
+    import torch.nn.functional as F
+
+    images, labels = a_batch()
+    plain, smoothed = tiny_classifier(), tiny_classifier(label_smoothing=0.1)
+    smoothed.load_state_dict(plain.state_dict())
+    plain.train(), smoothed.train()
+    logits = plain.net(images)  # batch-norm in training mode: the same batch gives the same logits
+    assert plain.training_step((images, labels), 0).item() == pytest.approx(F.cross_entropy(logits, labels).item())
+    loss = smoothed.training_step((images, labels), 0)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.1).item(), rel=1e-6)
+    assert loss.item() != pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-3)
+
+
+def test_mixup_trains_on_mixed_images_and_soft_targets():
+    import numpy as np
+
+    images, labels = a_batch()
+    task = tiny_classifier(mixup_alpha=0.2)
+    task.train()
+    seen = []
+    task.net.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    np.random.seed(0)  # timm's Mixup draws lambda from numpy
+    loss = task.training_step((images.clone(), labels), 0)
+    (mixed,) = seen
+    # timm mixes each image with the batch's mirror image: lam * x + (1 - lam) * x.flip(0).
+    flipped = images.flip(0)
+    lam = float(((mixed - flipped) * (images - flipped)).sum() / ((images - flipped) ** 2).sum())
+    assert 0.0 < lam < 1.0 and not torch.allclose(mixed, images)
+    assert torch.allclose(mixed, lam * images + (1 - lam) * flipped, atol=1e-5)
+    one_hot = torch.nn.functional.one_hot(labels, 3).float()
+    targets = lam * one_hot + (1 - lam) * one_hot.flip(0)
+    logits = task.net(mixed)
+    expected = torch.sum(-targets * torch.log_softmax(logits, dim=-1), dim=-1).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_ema_weights_are_what_validation_uses():
+    task = tiny_classifier(ema_decay=0.5)
+    task.train()
+    task.on_before_zero_grad(None)
+    with torch.no_grad():
+        task.net.fc.weight.add_(1.0)
+    task.on_before_zero_grad(None)
+    assert not torch.equal(task.ema.module.fc.weight, task.net.fc.weight)  # the average lags the live weights
+    images, _ = a_batch()
+    task.eval()
+    assert torch.allclose(task(images), task.ema.module(images)) and not torch.allclose(task(images), task.net(images))

@@ -6,6 +6,7 @@ import csv
 import subprocess
 
 import pytest
+import torch
 from conftest import TINY, read_json, run_cli, run_in_process
 
 
@@ -102,6 +103,21 @@ def test_bag_of_tricks_switches_train(tmp_path):
          "task.ema_decay=0.9", "sched.warmup_epochs=0.5", "optim=adamw", "optim.lr=0.001"],
         tmp_path / "tricks")
     assert code == 0 and record["status"] == "completed"
+    # Each switch reached the task, and EMA ran: its weights lag the live ones (unit tests in
+    # test_schedules_and_tricks.py check the loss with smoothing and the mixed batches exactly).
+    checkpoint = torch.load(record["best_checkpoint"], map_location="cpu", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert (hparams["label_smoothing"], hparams["mixup_alpha"], hparams["cutmix_alpha"], hparams["ema_decay"]) == (
+        0.1, 0.2, 1.0, 0.9)
+    state = checkpoint["state_dict"]
+    live = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    ema = {k.removeprefix("ema.module."): v for k, v in state.items() if k.startswith("ema.module.")}
+    assert live.keys() == ema.keys()
+    assert not torch.equal(live["fc.weight"], ema["fc.weight"])
+    # Warmup over half an epoch of 3 steps: the first logged learning rate is below the peak.
+    rows = list(csv.DictReader((tmp_path / "tricks" / "metrics.csv").open()))
+    lrs = [float(r[k]) for r in rows for k in r if k.startswith("lr") and r[k]]
+    assert lrs[0] < max(lrs) <= 0.001
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb", "many"])

@@ -58,8 +58,8 @@ def real_coco(tmp_path_factory: pytest.TempPathFactory) -> CocoDetection:
     (root / "val2017").mkdir()
     # The fixture ships annotations only; a synthesized 640x480 image stands in for the photo.
     Image.new("RGB", (640, 480), (120, 90, 60)).save(root / "val2017" / "000000039769.jpg")
-    ann_file, image_dir = check_coco_layout(root, "val2017", "instance_segmentation")
-    return CocoDetection(ann_file, image_dir, task="instance_segmentation")
+    ann_file, image_dir = check_coco_layout(root, "val2017", "masks")
+    return CocoDetection(ann_file, image_dir, targets="masks")
 
 
 def test_real_coco_instances_boxes_and_labels(real_coco: CocoDetection) -> None:
@@ -109,7 +109,7 @@ def test_real_coco_mask_pixels_match_areas(real_coco: CocoDetection) -> None:
 CATS = [{"id": 7, "name": "a"}, {"id": 3, "name": "b"}]
 
 
-def _tiny(tmp_path: Path, task: str = "instance_segmentation", **kwargs) -> CocoDetection:
+def _tiny(tmp_path: Path, targets: str = "masks", **kwargs) -> CocoDetection:
     # Image 10 wide, 8 high. Annotation 1: polygon rectangle (2,2)-(6,5): pixels cols 2..5, rows 2..4.
     # Annotation 2: uncompressed RLE (column-major runs): 17 zeros then 3 ones = column 2, rows 1..3.
     # Annotation 3: compressed RLE of a known mask. Annotation 4: a crowd region.
@@ -162,7 +162,7 @@ def _tiny(tmp_path: Path, task: str = "instance_segmentation", **kwargs) -> Coco
         {"id": 9, "file_name": "nine.png", "width": 10, "height": 8},
     ]
     ann_file, image_dir = write_coco(tmp_path, "train2017", images, anns, CATS)
-    return CocoDetection(ann_file, image_dir, task=task, **kwargs)
+    return CocoDetection(ann_file, image_dir, targets=targets, **kwargs)
 
 
 def test_polygon_and_rle_masks_decode_exactly(tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_crowd_kept_when_asked_and_always_in_the_coco_ground_truth(tmp_path: Pat
 def test_images_without_annotations_removed_for_training(tmp_path: Path) -> None:
     ds = _tiny(tmp_path, remove_images_without_annotations=True)
     assert ds.ids == [5]
-    _, empty = _tiny(tmp_path / "b", task="detection")[1]
+    _, empty = _tiny(tmp_path / "b", targets="boxes")[1]
     assert tuple(empty["boxes"].shape) == (0, 4) and empty["labels"].dtype == torch.int64
 
 
@@ -231,7 +231,7 @@ def test_degenerate_boxes_dropped_with_counted_warning(
         tmp_path, "val2017", [{"id": 1, "file_name": "x.png", "width": 10, "height": 8}], anns, CATS
     )
     with caplog.at_level(logging.WARNING, logger="litzoo.datamodules.detection.coco"):
-        ds = CocoDetection(ann_file, image_dir, task="detection")
+        ds = CocoDetection(ann_file, image_dir, targets="boxes")
     assert ds.num_degenerate_boxes == 3
     assert "Dropped 3 annotation(s)" in caplog.text and "12, 13, 14" in caplog.text
     _, target = ds[0]
@@ -273,8 +273,8 @@ def test_layout_errors_show_the_expected_layout(tmp_path: Path) -> None:
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "person_keypoints_val2017.json").write_text("{}")
     with pytest.raises(DataError, match=r"val2017"):
-        check_coco_layout(tmp_path, "val2017", task="pose")
-    assert not has_coco_split(tmp_path, "test2017") and has_coco_split(tmp_path, "val2017", "pose")
+        check_coco_layout(tmp_path, "val2017", targets="keypoints")
+    assert not has_coco_split(tmp_path, "test2017") and has_coco_split(tmp_path, "val2017", "keypoints")
     with pytest.raises(DataError, match="does not exist"):
         CocoDetection(tmp_path / "annotations" / "missing.json", tmp_path)
     with pytest.raises(DataError, match="lacks the 'images'"):
@@ -303,8 +303,8 @@ def test_shapes_dataset_is_coco_format_with_all_mask_kinds(shapes_root: Path) ->
     assert {(img["height"], img["width"]) for img in instances["images"]} == {(96, 128)}
 
     ds = CocoDetection(
-        *check_coco_layout(shapes_root, "train2017", "instance_segmentation"),
-        task="instance_segmentation",
+        *check_coco_layout(shapes_root, "train2017", "masks"),
+        targets="masks",
         include_crowd=True,
     )
     assert ds.label_to_cat_id == {1: 1, 2: 2, 3: 4}
@@ -318,7 +318,7 @@ def test_shapes_dataset_is_coco_format_with_all_mask_kinds(shapes_root: Path) ->
 
 def test_shapes_pixels_are_drawn_where_the_masks_are(shapes_root: Path) -> None:
     ds = CocoDetection(
-        *check_coco_layout(shapes_root, "val2017", "instance_segmentation"), task="instance_segmentation"
+        *check_coco_layout(shapes_root, "val2017", "masks"), targets="masks"
     )
     image, target = ds[0]
     pixels = image.float()
@@ -332,7 +332,7 @@ def test_shapes_keypoints_follow_coco_person_keypoints_format(shapes_root: Path)
     data = json.loads((shapes_root / "annotations" / "person_keypoints_val2017.json").read_text())
     (category,) = data["categories"]
     assert category["keypoints"] == list(SHAPE_KEYPOINT_NAMES)
-    ds = CocoDetection(*check_coco_layout(shapes_root, "val2017", "pose"), task="pose")
+    ds = CocoDetection(*check_coco_layout(shapes_root, "val2017", "keypoints"), targets="keypoints")
     assert ds.flip_pairs == [(1, 2)] and ds.num_classes == 2
     _, target = ds[0]
     kps = target["keypoints"]

@@ -47,6 +47,10 @@ FAST = [
 KEEP_ALL_BOXES = ["++model.box_score_thresh=0.0", "++model.box_detections_per_img=20"]
 
 
+# The targets each task's config asks the data for (data.targets).
+TARGETS = {"detection": "boxes", "instance_segmentation": "masks", "pose": "keypoints"}
+
+
 def shapes_overrides(root: Path) -> list[str]:
     """Point data=shapes at the session's dataset (the same generator parameters, so it is reused)."""
     return [f"data.root={root}", "data.num_train=24", "data.num_val=12", "data.image_size=[96,128]",
@@ -98,7 +102,9 @@ def assert_ap_range(metrics: dict[str, float]) -> None:
 def test_each_task_defaults_to_an_embedded_run(task, model, data, monitor):
     cfg = compose([f"task={task}"])
     assert (cfg.model.name, cfg.data.name, cfg.task.monitor, cfg.task.monitor_mode) == (model, data, monitor, "max")
-    assert cfg.data.task == task  # the data loads the task's targets
+    # The data loads the targets the task needs; conf/task/detection.yaml leaves the default.
+    assert cfg.data.targets == TARGETS[task]
+    assert "task" not in cfg.data  # the data knows targets, not task names
     validate(cfg, [CONFIG_DIR])
 
 
@@ -128,7 +134,7 @@ def test_models_that_do_not_serve_the_task_are_refused(task, model, fitting):
         validate(compose([f"task={task}", f"model={model}"]), [CONFIG_DIR])
     message = str(error.value)
     assert f"model={model} does not fit task={task}" in message
-    listed = set(message.split(f"Model options for task={task}: ")[1].split(". ")[0].split(", "))
+    listed = set(message.split(f"Model options for task={task}: ")[1].split(". ")[0].rstrip(".").split(", "))
     if fitting is None:
         assert "resnet18" in listed and not listed & (DETECTORS | {"mask_rcnn", "keypoint_rcnn", "simple_baseline"})
     else:
@@ -384,7 +390,7 @@ def test_the_ground_truth_as_predictions_scores_exactly_one(task, expected, shap
     from litzoo.tasks.detection import DetectionTask, InstanceSegmentationTask
     from litzoo.tasks.pose import KeypointRCNNTask
 
-    datamodule = ShapesDataModule(root=str(shapes_root), task=task, num_train=24, num_val=12, image_size=[96, 128],
+    datamodule = ShapesDataModule(root=str(shapes_root), targets=TARGETS[task], num_train=24, num_val=12, image_size=[96, 128],
                                   generator_seed=3, crowd_fraction=0.3, batch_size=3)
     cls = {"detection": DetectionTask, "instance_segmentation": InstanceSegmentationTask,
            "pose": KeypointRCNNTask}[task]
@@ -482,15 +488,26 @@ def test_the_ground_truth_as_predictions_scores_exactly_one_on_voc(shapes_root, 
 def test_pose_data_and_model_must_agree_on_the_pipeline(shapes_root, tmp_path):
     code, record = run_in_process(["task=pose", *shapes_overrides(shapes_root), *FAST,
                                    "data.pose_input=full_image"], tmp_path / "run")
-    assert code != 0  # ConfigError's exit code once registry.build unwraps Hydra's InstantiationException
+    assert code == 2  # a ConfigError: registry.build unwraps Hydra's InstantiationException
     assert "model=simple_baseline takes top_down pose input, but the data provides full_image" in record["error"]
 
 
-def test_data_task_must_match_the_task(shapes_root, tmp_path):
-    code, record = run_in_process(["task=detection", *shapes_overrides(shapes_root), *FAST,
-                                   "data.task=instance_segmentation"], tmp_path / "run")
-    assert code != 0
-    assert "task=detection needs the data's detection targets" in record["error"]
+@pytest.mark.parametrize(("task", "targets", "needed"), [("instance_segmentation", "boxes", "masks"),
+                                                         ("pose", "masks", "keypoints")])
+def test_data_targets_must_include_what_the_task_needs(task, targets, needed, shapes_root, tmp_path):
+    code, record = run_in_process([f"task={task}", *shapes_overrides(shapes_root), *FAST,
+                                   f"data.targets={targets}"], tmp_path / "run")
+    assert code == 2, record
+    assert record["error"].startswith(f"task={task} needs the data's {needed} targets, but the datamodule "
+                                      f"loads data.targets={targets}. ")
+    assert f"data.targets={needed}" in record["error"].split(". ", 1)[1]
+
+
+def test_unknown_data_targets_are_refused(shapes_root, tmp_path):
+    code, record = run_in_process(["task=detection", *shapes_overrides(shapes_root), *FAST, "data.targets=poses"],
+                                  tmp_path / "run")
+    assert code == 2
+    assert "data.targets='poses' is not known; use one of boxes, masks, keypoints" in record["error"]
 
 
 def _custom(shapes_root: Path, tmp_path: Path, task: str, edit_val=None, **kwargs):
@@ -504,7 +521,7 @@ def _custom(shapes_root: Path, tmp_path: Path, task: str, edit_val=None, **kwarg
     return CocoCustomDataModule(
         train_ann=str(shapes_root / "annotations" / f"{stem}_train2017.json"),
         train_images=str(shapes_root / "train2017"), val_ann=str(tmp_path / "val.json"),
-        val_images=str(shapes_root / "val2017"), task=task, **kwargs)
+        val_images=str(shapes_root / "val2017"), targets=TARGETS[task], **kwargs)
 
 
 def test_splits_with_different_categories_are_refused(shapes_root, tmp_path):

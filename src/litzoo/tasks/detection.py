@@ -166,6 +166,8 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
     """
 
     task_name = "detection"
+    # What the data must load for this task (`data.targets`): boxes; masks; keypoints.
+    targets = "boxes"
     iou_types: tuple[str, ...] = ("bbox",)
 
     def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
@@ -174,7 +176,7 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
                  save_detections: bool = True, max_grad_norm: float | None = None) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, max_grad_norm)
         self.save_hyperparameters()
-        check_data_task(self.task_name, data_info)
+        check_data_targets(self.task_name, self.targets, data_info)
         self.data_info = data_info
         self.eval_backend, self.mask_threshold = eval_backend, mask_threshold
         arguments, _ = split_model_config(model)
@@ -273,15 +275,17 @@ class InstanceSegmentationTask(DetectionTask):
     """Mask R-CNN: boxes and masks; logs box AP as ``map`` and mask AP as ``segm_map`` (the monitor)."""
 
     task_name = "instance_segmentation"
+    targets = "masks"
     iou_types = ("bbox", "segm")
     primary_metric = "segm_map"
 
 
-def check_data_task(task: str, data_info: Mapping[str, Any]) -> None:
-    """The datamodule loads the targets of one task; it must be this one."""
-    data_task = data_info.get("task")
-    if data_task != task:
+def check_data_targets(task: str, needed: str, data_info: Mapping[str, Any]) -> None:
+    """The datamodule must load the targets `task` needs (`data.targets`; every choice includes boxes)."""
+    loaded = data_info.get("targets")
+    if needed != loaded and not (needed == "boxes" and loaded in ("masks", "keypoints")):
         raise ConfigError(
-            f"task={task} needs the data's {task} targets, but the datamodule loads data.task={data_task}. "
-            f"Drop the data.task override (it follows the task), or set data.task={task}."
+            f"task={task} needs the data's {needed} targets, but the datamodule loads data.targets={loaded}. "
+            f"Set data.targets={needed} (conf/task/{task}.yaml sets it; an override on the command line or "
+            "in an experiment file changed it)."
         )

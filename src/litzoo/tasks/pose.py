@@ -35,7 +35,7 @@ from litzoo.models.pose import (
 )
 from litzoo.platform.registry import build
 from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
-from litzoo.tasks.detection import DetectionPredictions, DetectionTask, check_data_task
+from litzoo.tasks.detection import DetectionPredictions, DetectionTask, check_data_targets
 from litzoo.vision.keypoints import heatmaps_to_image_keypoints
 
 
@@ -101,7 +101,7 @@ class TopDownPoseTask(DetectionPredictions, EvaluatingTask):
                  max_grad_norm: float | None = None) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, max_grad_norm)
         self.save_hyperparameters()
-        check_data_task("pose", data_info)
+        check_data_targets("pose", "keypoints", data_info)
         _check_pipeline(model, data_info, "top_down")
         self.data_info = data_info
         self.flip_test, self.eval_backend = flip_test, eval_backend
@@ -211,6 +211,7 @@ class KeypointRCNNTask(DetectionTask):
     """Keypoint R-CNN on whole images: keypoint OKS AP as ``map`` (the monitor), box AP as ``bbox_map``."""
 
     task_name = "pose"
+    targets = "keypoints"
     iou_types = ("keypoints", "bbox")
 
     def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,

@@ -3,7 +3,7 @@
 The on-disk layout is COCO's own::
 
     <root>/annotations/instances_<split>.json         boxes and masks
-    <root>/annotations/person_keypoints_<split>.json  keypoints (task "pose")
+    <root>/annotations/person_keypoints_<split>.json  keypoints (targets "keypoints": task=pose)
     <root>/<split>/<file_name>                         images, e.g. <root>/val2017/000000039769.jpg
 
 Any dataset in COCO format works the same way by giving the JSON and the image folder
@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_image
 
-from litzoo.errors import DataError
+from litzoo.errors import ConfigError, DataError
 from litzoo.vision.detection_transforms import flip_pairs_from_names, flip_permutation
 from litzoo.vision.keypoints import (
     affine_points,
@@ -49,11 +49,12 @@ from litzoo.vision.keypoints import (
 
 log = logging.getLogger(__name__)
 
-TASKS = ("detection", "instance_segmentation", "pose")
+# What a dataset loads besides images and labels: boxes; boxes and masks; boxes and keypoints.
+TARGETS = ("boxes", "masks", "keypoints")
 COCO_LAYOUT = """\
   <root>/
-    annotations/instances_<split>.json          (detection, instance_segmentation)
-    annotations/person_keypoints_<split>.json   (pose)
+    annotations/instances_<split>.json          (boxes, masks: task=detection, instance_segmentation)
+    annotations/person_keypoints_<split>.json   (keypoints: task=pose)
     <split>/                                    (the images, e.g. <root>/val2017/000000039769.jpg)"""
 
 Transforms = Callable[[Any, dict], tuple[Any, dict]]
@@ -62,23 +63,30 @@ Transforms = Callable[[Any, dict], tuple[Any, dict]]
 # --------------------------------------------------------------------------- layout
 
 
-def coco_annotation_path(root: str | os.PathLike, split: str, task: str = "detection") -> Path:
-    """Where COCO keeps the annotations of ``split`` for ``task``."""
-    stem = "person_keypoints" if task == "pose" else "instances"
+def check_targets(targets: str) -> None:
+    """`data.targets` must be one of `TARGETS`."""
+    if targets not in TARGETS:
+        raise ConfigError(f"data.targets={targets!r} is not known; use one of {', '.join(TARGETS)} "
+                          "(the task config sets it: boxes for detection, masks for instance_segmentation, "
+                          "keypoints for pose).")
+
+
+def coco_annotation_path(root: str | os.PathLike, split: str, targets: str = "boxes") -> Path:
+    """Where COCO keeps the annotations of ``split`` with ``targets``."""
+    stem = "person_keypoints" if targets == "keypoints" else "instances"
     return Path(root) / "annotations" / f"{stem}_{split}.json"
 
 
-def has_coco_split(root: str | os.PathLike, split: str, task: str = "detection") -> bool:
+def has_coco_split(root: str | os.PathLike, split: str, targets: str = "boxes") -> bool:
     """True when ``split`` has annotations under ``root`` (COCO's test2017 ships images only)."""
-    return coco_annotation_path(root, split, task).is_file()
+    return coco_annotation_path(root, split, targets).is_file()
 
 
-def check_coco_layout(root: str | os.PathLike, split: str, task: str = "detection") -> tuple[Path, Path]:
+def check_coco_layout(root: str | os.PathLike, split: str, targets: str = "boxes") -> tuple[Path, Path]:
     """Return ``(annotation_file, image_dir)`` for ``split``, or raise :class:`DataError` showing the layout."""
-    if task not in TASKS:
-        raise DataError(f"Unknown COCO task '{task}'; choose one of {', '.join(TASKS)}.")
+    check_targets(targets)
     root = Path(root)
-    ann_file = coco_annotation_path(root, split, task)
+    ann_file = coco_annotation_path(root, split, targets)
     image_dir = root / split
     missing = [str(p) for p in (ann_file, image_dir) if not p.exists()]
     if missing:
@@ -162,17 +170,17 @@ class CocoDetection(Dataset):
 
     ``target`` holds ``boxes`` (``BoundingBoxes`` XYXY float32), ``labels`` (int64, 1..C),
     ``area``, ``iscrowd``, ``image_id``, plus ``masks`` (``Mask`` uint8, N x H x W) for
-    ``task="instance_segmentation"`` and ``keypoints`` (N x K x 3 float: x, y, visibility)
-    for ``task="pose"``.
+    ``targets="masks"`` and ``keypoints`` (N x K x 3 float: x, y, visibility) for
+    ``targets="keypoints"``.
 
     Args:
         ann_file: COCO annotation JSON.
         image_dir: folder holding the images named in the JSON.
-        task: ``"detection"``, ``"instance_segmentation"`` or ``"pose"``.
+        targets: ``"boxes"``, ``"masks"`` (boxes and masks) or ``"keypoints"`` (boxes and keypoints).
         transforms: callable ``(image, target) -> (image, target)``.
         include_crowd: keep ``iscrowd=1`` regions in the targets (off for training, as in torchvision).
         remove_images_without_annotations: drop images with no usable instance (training).
-        min_keypoints_per_image: with ``task="pose"`` and removal on, also drop images with
+        min_keypoints_per_image: with ``targets="keypoints"`` and removal on, also drop images with
             fewer visible keypoints (torchvision's references use 10 for COCO persons).
     """
 
@@ -180,14 +188,13 @@ class CocoDetection(Dataset):
         self,
         ann_file: str | os.PathLike,
         image_dir: str | os.PathLike,
-        task: str = "detection",
+        targets: str = "boxes",
         transforms: Transforms | None = None,
         include_crowd: bool = False,
         remove_images_without_annotations: bool = False,
         min_keypoints_per_image: int = 0,
     ) -> None:
-        if task not in TASKS:
-            raise DataError(f"Unknown COCO task '{task}'; choose one of {', '.join(TASKS)}.")
+        check_targets(targets)
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
         if not self.image_dir.is_dir():
@@ -195,7 +202,7 @@ class CocoDetection(Dataset):
                 f"Image folder {self.image_dir} does not exist. COCO keeps the images of a split in "
                 f"<root>/<split>/; the expected layout is\n{COCO_LAYOUT}"
             )
-        self.task = task
+        self.targets = targets
         self.transforms = transforms
         self.include_crowd = include_crowd
         self.coco = load_coco(self.ann_file)
@@ -206,7 +213,7 @@ class CocoDetection(Dataset):
         self.class_names: list[str] = ["__background__"] + [c["name"] for c in categories]
         self.keypoint_names: list[str] = []
         self.skeleton: list[list[int]] = []
-        if task == "pose":
+        if targets == "keypoints":
             self._read_keypoint_schema(categories)
         self.flip_pairs = flip_pairs_from_names(self.keypoint_names)
 
@@ -270,7 +277,7 @@ class CocoDetection(Dataset):
         anns = self._anns_by_image[image_id]
         if not anns:
             return False
-        if self.task == "pose" and min_keypoints > 0:
+        if self.targets == "keypoints" and min_keypoints > 0:
             visible = sum(sum(v > 0 for v in a.get("keypoints", [])[2::3]) for a in anns)
             return visible >= min_keypoints
         return True
@@ -295,12 +302,12 @@ class CocoDetection(Dataset):
             "iscrowd": torch.tensor([int(a.get("iscrowd", 0)) for a in anns], dtype=torch.int64),
             "image_id": int(image_id),
         }
-        if self.task == "instance_segmentation":
+        if self.targets == "masks":
             masks = np.zeros((len(anns), h, w), dtype=np.uint8)
             for i, ann in enumerate(anns):
                 masks[i] = self._decode_mask(ann)
             target["masks"] = tv_tensors.Mask(torch.from_numpy(masks))
-        if self.task == "pose":
+        if self.targets == "keypoints":
             k = self.num_keypoints
             kps = np.zeros((len(anns), k, 3), dtype=np.float32)
             for i, ann in enumerate(anns):
@@ -318,7 +325,7 @@ class CocoDetection(Dataset):
         if "segmentation" not in ann:
             raise DataError(
                 f"Annotation id {ann.get('id')} in {self.ann_file} has no 'segmentation', which instance "
-                "segmentation needs. Use task=detection or add the masks."
+                "segmentation needs. Use task=detection (data.targets=boxes) or add the masks."
             )
         try:
             return self.coco.annToMask(ann)
@@ -390,7 +397,7 @@ class CocoTopDownPose(Dataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
-        self.base = CocoDetection(ann_file, image_dir, task="pose")
+        self.base = CocoDetection(ann_file, image_dir, targets="keypoints")
         self.coco = self.base.coco
         self.input_h, self.input_w = int(input_size[0]), int(input_size[1])
         if self.input_h % heatmap_stride or self.input_w % heatmap_stride:

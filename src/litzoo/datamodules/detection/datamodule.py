@@ -1,11 +1,11 @@
 """Datamodules of the detection family: COCO, any COCO-format dataset, PASCAL VOC, and the embedded shapes.
 
-One datamodule serves the three tasks; ``task`` (the config interpolates the task's name)
-picks the annotations and the targets:
+One datamodule serves the three tasks; ``targets`` (``data.targets``, which each task config
+sets) picks the annotations and what a sample's target holds:
 
-- ``detection``: boxes and labels (COCO ``instances_<split>.json``);
-- ``instance_segmentation``: the same plus masks;
-- ``pose``: keypoints (COCO ``person_keypoints_<split>.json``), either as whole images with
+- ``boxes`` (task=detection): boxes and labels (COCO ``instances_<split>.json``);
+- ``masks`` (task=instance_segmentation): the same plus masks;
+- ``keypoints`` (task=pose): keypoints (COCO ``person_keypoints_<split>.json``), either as whole images with
   boxes and keypoints (``pose_input="full_image"``, Keypoint R-CNN) or as one affine crop per
   person box with heatmap targets (``pose_input="top_down"``, SimpleBaseline). A model config
   says which it needs (``model.input.pipeline``) and the data config reads it from there.
@@ -36,6 +36,7 @@ from litzoo.datamodules.detection.coco import (
     CocoDetection,
     CocoTopDownPose,
     check_coco_layout,
+    check_targets,
     coco_annotation_path,
 )
 from litzoo.datamodules.detection.shapes import SHAPE_KPT_OKS_SIGMAS, generate_shapes_coco
@@ -49,16 +50,16 @@ from litzoo.vision.detection_transforms import (
 
 log = logging.getLogger("litzoo")
 
-TASKS = ("detection", "instance_segmentation", "pose")
 POSE_INPUTS = ("full_image", "top_down")
 COCO_PERSON_KEYPOINTS = 17  # the only keypoint schema with OKS sigmas built into COCOeval
 
 
 class DetectionDataModule(BaseDataModule):
-    """What the detection-family datamodules share: task, transforms, list collate, info().
+    """What the detection-family datamodules share: targets, transforms, list collate, info().
 
     Args:
-        task: ``detection``, ``instance_segmentation`` or ``pose`` (which targets to load).
+        targets: ``boxes``, ``masks`` (boxes and masks) or ``keypoints`` (boxes and keypoints): what
+            to load for each image; the task checks that they are what it needs.
         batch_size: images per batch per device (person crops for top-down pose).
         min_size, max_size: training resize (shorter side; a list picks one per image, multi-scale).
             ``None`` keeps the size: torchvision's R-CNN models resize internally anyway.
@@ -78,7 +79,7 @@ class DetectionDataModule(BaseDataModule):
 
     def __init__(
         self,
-        task: str = "detection",
+        targets: str = "boxes",
         batch_size: int = 4,
         num_workers: int = 0,
         min_size: int | Sequence[int] | None = None,
@@ -96,15 +97,14 @@ class DetectionDataModule(BaseDataModule):
         **loader_args: Any,
     ) -> None:
         super().__init__(batch_size, num_workers, **loader_args)
-        if task not in TASKS:
-            raise ConfigError(f"data.task={task!r} is not a detection-family task; use one of {', '.join(TASKS)}.")
+        check_targets(targets)
         if pose_input not in POSE_INPUTS:
             raise ConfigError(f"data.pose_input={pose_input!r} is not known; use one of {', '.join(POSE_INPUTS)}.")
-        self.task = task
+        self.targets = targets
         self.min_size, self.max_size = min_size, max_size
         self.hflip_prob, self.photometric = hflip_prob, photometric
-        self.top_down = task == "pose" and pose_input == "top_down"
-        self.pose_input = pose_input if task == "pose" else None
+        self.top_down = targets == "keypoints" and pose_input == "top_down"
+        self.pose_input = pose_input if targets == "keypoints" else None
         self.pose_input_size = tuple(int(v) for v in (pose_input_size or (128, 96)))
         self.heatmap_stride, self.heatmap_sigma = int(heatmap_stride), float(heatmap_sigma)
         self.pose_scale_factor, self.pose_rotation_factor = pose_scale_factor, pose_rotation_factor
@@ -160,8 +160,8 @@ class CocoFormatDataModule(DetectionDataModule):
                 rotation_factor=self.pose_rotation_factor, flip_prob=self.hflip_prob,
             )
         if not train:
-            return CocoDetection(ann_file, image_dir, task=self.task, transforms=self.eval_transforms())
-        dataset = CocoDetection(ann_file, image_dir, task=self.task, remove_images_without_annotations=True,
+            return CocoDetection(ann_file, image_dir, targets=self.targets, transforms=self.eval_transforms())
+        dataset = CocoDetection(ann_file, image_dir, targets=self.targets, remove_images_without_annotations=True,
                                 min_keypoints_per_image=self.min_keypoints_per_image)
         dataset.transforms = self.train_transforms(dataset.flip_pairs)
         if len(dataset) == 0:
@@ -204,13 +204,13 @@ class CocoFormatDataModule(DetectionDataModule):
         base: CocoDetection = val.base if isinstance(val, CocoTopDownPose) else val
         categories = sorted(base.coco.loadCats(base.coco.getCatIds()), key=lambda c: c["id"])
         info: dict[str, Any] = {
-            "task": self.task,
+            "targets": self.targets,
             "metric": self.metric,
             "num_classes": base.num_classes,
             "class_names": list(base.class_names),
             "category_ids": [int(c["id"]) for c in categories],
         }
-        if self.task == "pose":
+        if self.targets == "keypoints":
             info.update(self._pose_info(base, categories))
         if isinstance(val, CocoTopDownPose):  # how a person box becomes a crop, for prediction on new images
             info["preprocess"] = {"padding": float(val.padding), "mean": val.mean.flatten().tolist(),
@@ -276,9 +276,8 @@ class CocoDataModule(CocoFormatDataModule):
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
 
     def split_sources(self) -> dict[str, tuple[Path, Path] | None]:
-        task = self.task
         return {
-            split: check_coco_layout(self.root, name, task) if name else None
+            split: check_coco_layout(self.root, name, self.targets) if name else None
             for split, name in self.splits.items()
         }
 
@@ -337,7 +336,7 @@ class ShapesDataModule(CocoFormatDataModule):
 
     def split_sources(self) -> dict[str, tuple[Path, Path] | None]:
         def files(split: str) -> tuple[Path, Path]:
-            return coco_annotation_path(self.root, split, self.task), self.root / split
+            return coco_annotation_path(self.root, split, self.targets), self.root / split
 
         return {"train": files("train2017"), "val": files("val2017"), "test": None}
 
@@ -359,10 +358,10 @@ class VOCDataModule(DetectionDataModule):
                  val_set: Sequence[Any] = ("2007", "test"), test_set: Sequence[Any] | None = None,
                  use_07_metric: bool = True, class_names: Sequence[str] = VOC_CLASSES, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if self.task != "detection":
+        if self.targets != "boxes":
             raise ConfigError(
-                f"data=voc has boxes only, so it serves task=detection, not task={self.task}. Use data=coco or "
-                "data=coco_custom for masks and keypoints."
+                f"data=voc has boxes only (data.targets=boxes, task=detection), not data.targets={self.targets}. "
+                "Use data=coco or data=coco_custom for masks and keypoints."
             )
         self.root = Path(root).expanduser()
         self.train_sets = [(str(y), str(s)) for y, s in train_sets]
@@ -387,7 +386,7 @@ class VOCDataModule(DetectionDataModule):
 
     def info(self) -> dict[str, Any]:
         return {
-            "task": self.task,
+            "targets": self.targets,
             "metric": self.metric,
             "num_classes": len(self.class_names) + 1,
             "class_names": ["__background__", *self.class_names],

@@ -12,8 +12,8 @@ from litzoo.data.layouts import layout_error
 from litzoo.errors import DataError
 
 COCO_LAYOUT = """\
-  <root>/annotations/instances_<split>.json          (detection, instance_segmentation)
-  <root>/annotations/person_keypoints_<split>.json   (pose)
+  <root>/annotations/instances_<split>.json          (boxes, masks: task=detection, instance_segmentation)
+  <root>/annotations/person_keypoints_<split>.json   (keypoints: task=pose)
   <root>/<split>/xxx.jpg                              (the images, e.g. <root>/val2017/000000039769.jpg)
 (split names from data.train_split / data.val_split / data.test_split: train2017, val2017 by default)"""
 
@@ -34,12 +34,12 @@ VOC_LAYOUT = """\
 
 
 def check_coco(data: Mapping[str, Any]) -> None:
-    """Check COCO's own layout for the configured splits and the task's annotation files."""
+    """Check COCO's own layout for the configured splits and the annotation files of `data.targets`."""
     root = Path(str(data["root"])).expanduser()
     name = data.get("name", "coco")
     if not root.is_dir():
         raise layout_error(name, root, "the directory does not exist", COCO_LAYOUT)
-    stem = "person_keypoints" if data.get("task") == "pose" else "instances"
+    stem = "person_keypoints" if data.get("targets") == "keypoints" else "instances"
     for key in ("train_split", "val_split", "test_split"):
         split = data.get(key)
         if not split:
