@@ -274,7 +274,8 @@ def test_detection_run_logs_box_ap_and_saves_rescorable_detections(detector_run,
 def test_per_class_table_goes_to_the_log(detector_run):
     _, _, messages = detector_run
     tables = [m for m in messages if "AP per class" in m]
-    assert [t.split(":")[0] for t in tables] == ["bbox AP per class (val, epoch 0)", "bbox AP per class (test, test)"]
+    assert [t.split(":")[0] for t in tables] == ["bbox AP per class (x100), val epoch 0",
+                                                 "bbox AP per class (x100), test"]
     header, *rows = tables[-1].split(":\n", 1)[1].splitlines()
     assert header.split() == ["class", "id", "AP", "AP50", "AP75", "#gt"]
     assert [r.split()[:2] for r in rows] == [["circle", "1"], ["square", "2"], ["triangle", "4"]]

@@ -330,7 +330,8 @@ class CocoEvalResult:
         return paths
 
     def per_class_table(self, iou_type: str | None = None) -> str:
-        """The per-class AP table as aligned text for the log."""
+        """The per-class AP table as aligned text for the log, in percent (AP x100, as COCO's papers
+        quote it; the logged metrics stay fractions), with the ground-truth count per class."""
         iou_type = iou_type or next(iter(self.per_class))
         rows = self.per_class[iou_type]
         width = max([len("class")] + [len(str(r["name"])) for r in rows])

@@ -90,7 +90,23 @@ def _hide_base_configs_in_help() -> None:
             options = self.config_loader.get_group_options(group)
             return predicate(group) and any(not o.startswith("_") for o in options)
 
-        return original(self, shown, compact)
+        # Hydra builds a fresh config repository (a deep copy of every search path) for each of
+        # the ~230 option lookups of a help page: 1.4 of its 1.6 s. One repository serves them all.
+        loader = self.config_loader
+        build_repo = loader._parse_overrides_and_create_caching_repo
+        repos: dict[Any, Any] = {}
+
+        def cached_repo(config_name: Any, overrides: list[str]) -> Any:
+            key = (config_name, tuple(overrides))
+            if key not in repos:
+                repos[key] = build_repo(config_name, overrides)
+            return repos[key]
+
+        loader._parse_overrides_and_create_caching_repo = cached_repo
+        try:
+            return original(self, shown, compact)
+        finally:
+            del loader._parse_overrides_and_create_caching_repo  # back to the class's method
 
     format_config_groups._litzoo_wrapped = True  # type: ignore[attr-defined]
     Hydra.format_config_groups = format_config_groups

@@ -1,21 +1,29 @@
-"""Loggers that continue, rather than restart, when a run is resumed in place.
+"""What a run logs, and loggers that continue, rather than restart, when a run is resumed in place.
 
 Lightning's CSV logger deletes an existing `metrics.csv` when it starts; a
 resumed run must instead keep the rows written up to its checkpoint and drop
 the ones logged after it (they are logged again), so each step appears exactly
 once.
 TensorBoard gets the same effect from `purge_step`, W&B by reusing the run id.
+
+`DenseLoggingForShortRuns` logs steps often enough that a short run's curves have points
+to draw; `LogSplitSizes` writes the split sizes at DEBUG level (`hydra.verbose=true`).
 """
 
 from __future__ import annotations
 
 import csv
+import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+log = logging.getLogger("litzoo")
 
 
 class _ContinuingWriter(ExperimentWriter):
@@ -36,8 +44,13 @@ class RunCSVLogger(CSVLogger):
     the rows of the checkpointed step or epoch, which Lightning logged just after the save.
     """
 
-    def __init__(self, save_dir: str | Path, resume_rows: int | None = None,
-                 pending_rows: list[dict[str, float]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        save_dir: str | Path,
+        resume_rows: int | None = None,
+        pending_rows: list[dict[str, float]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(save_dir=save_dir, name="", version="", **kwargs)
         path = Path(self.log_dir) / "metrics.csv"
         if resume_rows is not None:
@@ -81,3 +94,49 @@ def keep_rows(path: Path, count: int, extra: list[dict[str, Any]]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+class DenseLoggingForShortRuns(pl.Callback):
+    """Log training steps often enough for `min_points` points per curve over the whole run.
+
+    `trainer.log_every_n_steps` (10 by default) suits long runs; a run of 30 steps would log
+    3 points (a 3-step run none) and its `curves.png` would show single dots. The interval is
+    lowered, never raised, from the run's total steps, which a resumed run computes the same
+    way, so its metrics.csv continues with the same rows.
+    """
+
+    def __init__(self, min_points: int = 50) -> None:
+        self.min_points = int(min_points)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        total = trainer.estimated_stepping_batches
+        interval = trainer.log_every_n_steps
+        if not interval or not math.isfinite(total) or self.min_points <= 0:
+            return
+        dense = max(1, int(total) // self.min_points)
+        if dense < interval:
+            log.debug("Logging every %d steps instead of %d: %d steps in all", dense, interval, int(total))
+            trainer.log_every_n_steps = dense
+
+
+class LogSplitSizes(pl.Callback):
+    """The number of samples per split, at DEBUG level, once the datamodule has set them up."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not log.isEnabledFor(logging.DEBUG):
+            return
+        sizes = {}
+        for split in ("train", "val", "test"):
+            dataset = getattr(datamodule, f"{split}_set", None)
+            if dataset is not None:
+                try:
+                    sizes[split] = len(dataset)
+                except TypeError:  # an iterable dataset without a length
+                    sizes[split] = "?"
+        log.debug(
+            "%s (%s): %s samples",
+            type(datamodule).__name__,
+            stage,
+            ", ".join(f"{k} {v}" for k, v in sizes.items()) or "no splits",
+        )

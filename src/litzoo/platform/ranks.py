@@ -46,6 +46,13 @@ def global_rank(environ: Mapping[str, str] | None = None) -> int:
 JOB_ENV = "LITZOO_JOB"
 
 
+def lightning_child(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is a rank that Lightning started for a job of ours (it runs its
+    parent's job, as resolved there, and takes its parent's decisions: see `ddp_child_argv`)."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get(JOB_ENV)) and environ.get("LOCAL_RANK", "0") != "0"
+
+
 def ddp_child_argv(argv: list[str], environ: Mapping[str, str]) -> list[str]:
     """The command line a DDP child process should run: exactly its parent's job.
 

@@ -23,8 +23,18 @@ from typing import Any
 from litzoo.platform.run_dir import RECORD_NAME, write_json_atomic
 from litzoo.platform.secrets import redact, redact_override, redact_text
 
-PACKAGES = ("litzoo", "torch", "torchvision", "lightning", "timm", "torchmetrics", "hydra-core",
-            "omegaconf", "transformers", "numpy")
+PACKAGES = (
+    "litzoo",
+    "torch",
+    "torchvision",
+    "lightning",
+    "timm",
+    "torchmetrics",
+    "hydra-core",
+    "omegaconf",
+    "transformers",
+    "numpy",
+)
 
 
 def now_iso() -> str:
@@ -71,9 +81,11 @@ def _cpu_name() -> str:
 
 def code_version(root: Path, run_dir: Path) -> dict[str, Any]:
     """The git commit of `root`, whether the tree is dirty; the diff is saved to run_dir/code.diff."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              check=True, timeout=30).stdout
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
 
     info: dict[str, Any] = {"root": str(root), "commit": None, "dirty": None}
     try:
@@ -92,8 +104,9 @@ def code_version(root: Path, run_dir: Path) -> dict[str, Any]:
     return info
 
 
-def reproduce_command(root: Path, overrides: list[str], seed: int | None,
-                      config_dirs: list[str], entry: str = "train.py") -> str:
+def reproduce_command(
+    root: Path, overrides: list[str], seed: int | None, config_dirs: list[str], entry: str = "train.py"
+) -> str:
     """One shell line that reruns a run: same code root, same overrides, the seed made explicit."""
     args = [a for a in overrides if not a.lstrip("+~").startswith(("hydra.run.", "hydra.sweep.", "seed="))]
     if seed is not None:
@@ -101,6 +114,16 @@ def reproduce_command(root: Path, overrides: list[str], seed: int | None,
     python = "python" if shutil.which("python") == sys.executable else sys.executable
     parts = [python, entry] + [f"--config-dir={d}" for d in config_dirs] + args
     return f"cd {shlex.quote(str(root))} && " + " ".join(shlex.quote(redact_override(p)) for p in parts)
+
+
+def merge_overrides(original: list[str], extra: list[str]) -> list[str]:
+    """`original` with the overrides of `extra` in place of those for the same key, the rest appended."""
+
+    def key(override: str) -> str:
+        return override.lstrip("+~").split("=", 1)[0]
+
+    replaced = {key(o) for o in extra}
+    return [o for o in original if key(o) not in replaced] + list(extra)
 
 
 class RunRecord:
@@ -117,11 +140,21 @@ class RunRecord:
         self.data = {"status": "running", "started_at": now_iso(), "ended_at": None, **fields}
         self._write()
 
-    def resume(self, previous: dict[str, Any], **fields: Any) -> None:
-        """Continue the record of an earlier, unfinished run of this directory."""
-        resumes = [*previous.get("resumes", []), {"at": now_iso(), "previous_status": previous.get("status")}]
-        self.data = {**previous, "status": "running", "ended_at": None, "error": None, "resumes": resumes,
-                     **fields}
+    def resume(self, previous: dict[str, Any], entry: dict[str, Any] | None = None, **fields: Any) -> None:
+        """Continue the record of an earlier run of this directory (unfinished, or completed and
+        now extended); `entry` adds to this resume's item in `resumes` (e.g. the overrides given)."""
+        resumes = [
+            *previous.get("resumes", []),
+            {"at": now_iso(), "previous_status": previous.get("status"), **(entry or {})},
+        ]
+        self.data = {
+            **previous,
+            "status": "running",
+            "ended_at": None,
+            "error": None,
+            "resumes": resumes,
+            **fields,
+        }
         self._write()
 
     def update(self, **fields: Any) -> None:
@@ -129,8 +162,9 @@ class RunRecord:
         self._write()
 
     def finish(self, status: str, **fields: Any) -> None:
-        self.data.update(status=status, ended_at=now_iso(),
-                         duration_s=round(time.monotonic() - self._t0, 2), **fields)
+        self.data.update(
+            status=status, ended_at=now_iso(), duration_s=round(time.monotonic() - self._t0, 2), **fields
+        )
         self._write()
 
     def _write(self) -> None:

@@ -8,7 +8,8 @@ run gets exactly its original config (the overrides and config directories its
     python train.py resume=auto trainer.max_epochs=12    # latest unfinished run with this config
 
 Overrides given next to `resume=<run_dir>` are applied on top (e.g. a larger
-`trainer.max_epochs`). `resume=auto` compares a fingerprint of the composed
+`trainer.max_epochs`); with one of `trainer.max_epochs`/`trainer.max_steps`, a *completed*
+run is extended too: it continues from its `last.ckpt`, and `run.json` lists the resume. `resume=auto` compares a fingerprint of the composed
 config with the `config_hash` of every unfinished run under `paths.log_dir`
 and skips runs whose process is still alive. Nothing here imports torch.
 """
@@ -29,7 +30,7 @@ from litzoo.errors import ConfigError
 
 UNFINISHED = ("running", "interrupted", "failed")
 # Keys that say how to run, not what is trained: they do not change a run's identity.
-_NOT_IDENTITY = ("resume", "trust_config", "trust", "hydra")
+_NOT_IDENTITY = ("resume", "trust_config", "trust", "hydra", "extras")
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -101,13 +102,16 @@ def resume_argv(argv: list[str], compose: Callable[[list[str], list[str]], DictC
     if not record:
         raise ConfigError(f"resume={resume}: {run_dir} holds no run.json, so there is no run to continue. "
                           "Pass the run directory of an earlier run (it holds run.json and checkpoints/).")
-    if record.get("status") == "completed":
+    extra = [a for a in rest if not a.startswith("hydra.run.dir=")]
+    extends = any(a.lstrip("+").startswith(("trainer.max_epochs=", "trainer.max_steps=")) for a in extra)
+    if record.get("status") == "completed" and not extends:
         raise ConfigError(f"resume={resume}: the run in {run_dir} already completed; there is nothing to "
-                          "continue. To train longer, start a new run (ckpt_path=<checkpoint> starts from its weights).")
+                          f"continue. To train it further from its last.ckpt, give a longer schedule: "
+                          f"`python train.py resume={resume} trainer.max_epochs=<more>`; to start a new run from "
+                          "its weights, ckpt_path=<checkpoint>.")
     if process_alive(record):
         raise ConfigError(f"resume={resume}: the run in {run_dir} is still running (pid {record['pid']}).")
     original_dirs = record.get("user_config_dirs") or config_dirs
-    extra = [a for a in rest if not a.startswith("hydra.run.dir=")]
     return [argv[0], *[f"--config-dir={d}" for d in original_dirs], *record.get("overrides", []), *extra,
             f"hydra.run.dir={run_dir}", f"resume={run_dir}"]
 

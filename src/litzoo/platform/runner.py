@@ -25,8 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from litzoo.errors import LitzooError
 from litzoo.platform import trust
-from litzoo.platform.ranks import JOB_ENV, global_rank
-from litzoo.platform.record import RunRecord, code_version, environment, reproduce_command
+from litzoo.platform.ranks import JOB_ENV, global_rank, lightning_child
+from litzoo.platform.record import RunRecord, code_version, environment, merge_overrides, reproduce_command
 from litzoo.platform.resume import config_fingerprint, process_alive, read_record
 from litzoo.platform.secrets import redact
 from litzoo.platform.validate import validate
@@ -45,6 +45,7 @@ class RunContext:
     overrides: list[str] = field(default_factory=list)
     user_config_dirs: list[str] = field(default_factory=list)
     multirun: bool = False
+    choices: dict[str, Any] = field(default_factory=dict)  # the option picked per config group
 
 
 @dataclass
@@ -67,6 +68,7 @@ def context_from_hydra() -> RunContext:
         overrides=list(hc.overrides.task),
         user_config_dirs=[s.path for s in sources if s.provider == "command-line" and s.schema == "file"],
         multirun=hc.mode == RunMode.MULTIRUN,
+        choices=dict(OmegaConf.to_container(hc.runtime.choices)),
     )
 
 
@@ -76,10 +78,14 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
 
 def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     """Validate, train and/or test as `cfg` says; returns the sweep objective (or None)."""
+    from litzoo.platform import console
+
     trust.SESSION = trust.Trust.from_overrides(ctx.overrides)
     record = RunRecord(ctx.run_dir, enabled=global_rank() == 0)
+    console.install_console()  # where Hydra set up logging: quieter, progress-bar-safe terminal
     try:
         validate(cfg, ctx.config_dirs, trust.SESSION)
+        console.print_config_mode(cfg)  # a bad extras.print_config fails here, before anything runs
         previous = read_record(ctx.run_dir)
         resuming = _resumes(cfg, previous)
         seed = _seed(cfg, previous if resuming else None)
@@ -92,9 +98,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
         if record.enabled:
             _redact_hydra_files(ctx.run_dir)
             _start_record(record, cfg, ctx, seed, previous if resuming else None)
-            from litzoo.platform.console import print_config_tree
-
-            print_config_tree(cfg)
+            console.print_config(cfg, ctx.choices, ctx.overrides, ctx.run_dir)
         result = _fit_and_test(cfg, ctx, seed, record, previous if resuming else None)
     except BaseException as error:  # every ending is recorded, then exits (or, in a sweep, returns)
         _record_failure(record, error, ctx)
@@ -128,9 +132,16 @@ def _seed(cfg: DictConfig, previous: dict[str, Any] | None) -> int:
 
 def _resumes(cfg: DictConfig, previous: dict[str, Any]) -> bool:
     """Continue the run already in this directory? Asked for (resume=...), or a requeued job
-    (SLURM/submitit re-run the same job in the same directory) whose run did not finish."""
+    (SLURM/submitit re-run the same job in the same directory) whose run did not finish.
+
+    A DDP child that Lightning started for this job does not decide: it finds the run.json its
+    parent has just written (status running, same config), which is no unfinished run. Its parent
+    passes `resume=<run_dir>` on when, and only when, it resumes itself (cli.ddp_child_argv).
+    """
     if cfg.get("resume"):
         return bool(previous)
+    if lightning_child():
+        return False
     # Ranks other than 0 may read run.json after rank 0 of this very job rewrote it (alive).
     alive = process_alive(previous) and global_rank() == 0
     requeued = previous.get("status") in ("running", "interrupted") and not alive
@@ -144,7 +155,12 @@ def _start_record(record: RunRecord, cfg: DictConfig, ctx: RunContext, seed: int
                   previous: dict[str, Any] | None) -> None:
     identity = {"pid": os.getpid(), "config_hash": config_fingerprint(cfg)}
     if previous is not None:
-        record.resume(previous, **identity)
+        # Overrides given beside resume= (e.g. a longer trainer.max_epochs) join the run's own, so a
+        # later resume of this run continues with them too.
+        original = list(previous.get("overrides") or [])
+        extra = [o for o in ctx.overrides if o not in original and not o.startswith("resume=")]
+        record.resume(previous, entry={"overrides": extra} if extra else None,
+                      overrides=merge_overrides(original, extra), **identity)
         return
     root = Path(cfg.paths.root_dir)
     record.start(
@@ -166,6 +182,7 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     from litzoo.platform.checkpointing import AtomicCheckpointIO
     from litzoo.platform.distributed import RankWatchdog
     from litzoo.platform.guards import NonFiniteGuard, PreemptionCheckpoint, ResumeState
+    from litzoo.platform.loggers import LogSplitSizes
     from litzoo.platform.registry import build
     from litzoo.platform.scaling import resolve_precision, scale_learning_rate
 
@@ -180,6 +197,8 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
 
     checkpoint_dir = ctx.run_dir / "checkpoints"
     resume = _resume_point(checkpoint_dir) if previous is not None else None
+    if previous is not None and previous.get("status") == "completed":
+        _check_extends(cfg, ctx.run_dir, resume)
     if record.enabled:
         _probe_writable(checkpoint_dir)
         if previous is not None:
@@ -194,12 +213,17 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
     if not cfg.trainer.get("enable_progress_bar", True):  # honour the switch instead of refusing it
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-    callbacks += [ResumeState(), preemption, guard]
+    if not cfg.trainer.get("enable_model_summary", True):  # the same for the summary
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ModelSummary)]
+    # A summary callback of ours stands in for Lightning's default one (which would only say so).
+    own_summary = any(isinstance(c, pl.callbacks.ModelSummary) for c in callbacks)
+    callbacks += [ResumeState(), preemption, guard, LogSplitSizes()]
     loggers = [instantiate(c, _convert_="all", **_logger_resume_kwargs(c, previous, resume))
                for c in (cfg.get("logger") or {}).values() if c]
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator", "auto"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       precision=precision, plugins=[AtomicCheckpointIO()],
+                                      **({"enable_model_summary": False} if own_summary else {}),
                                       **datamodule.trainer_kwargs(), _convert_="all")
 
     if trainer.world_size > 1 and not any(isinstance(c, RankWatchdog) for c in trainer.callbacks):
@@ -222,6 +246,9 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
 
     launcher_env = {k: os.environ.get(k) for k in _LAUNCHER_VARIABLES}
     start_from = str(resume.path) if resume else cfg.get("ckpt_path")
+    if cfg.train and start_from and resume is None:
+        start_from = _start_from_weights_only(task, start_from)
+    log.debug("Fitting starts from %s", start_from or "freshly initialised weights")
     try:
         return _fit_then_test(cfg, trainer, task, datamodule, global_batch, record, start_from)
     finally:
@@ -248,7 +275,9 @@ def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, gl
     metrics: dict[str, float] = {}
     if cfg.test:
         ckpt = (best or None) if cfg.train else cfg.ckpt_path
-        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        log.debug("Testing with %s", ckpt or "the weights at the end of training (no best checkpoint)")
+        # verbose=False: the results table at the end shows the test metrics (once)
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
         _raise_if_interrupted(trainer)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         if not cfg.train:
@@ -262,12 +291,14 @@ class ResumePoint:
     path: Path
     step: int  # the logging step the checkpoint was taken at (later steps are logged again)
     state: dict[str, Any]  # what litzoo's ResumeState callback stored in the checkpoint
+    epoch: int = 0  # the epoch it was taken in (0-based), as Lightning records it
+    global_step: int = 0
 
 
 def _resume_point(checkpoint_dir: Path) -> ResumePoint | None:
     from litzoo.platform.checkpointing import load_checkpoint_file, newest_intact_checkpoint
 
-    path = newest_intact_checkpoint(checkpoint_dir)
+    path = newest_intact_checkpoint(checkpoint_dir, resumable=True)
     if path is None:
         log.warning("No intact checkpoint in %s: the run starts again from the beginning, in place",
                     checkpoint_dir)
@@ -276,7 +307,53 @@ def _resume_point(checkpoint_dir: Path) -> ResumePoint | None:
     loops = checkpoint.get("loops", {})
     step = loops.get("fit_loop", {}).get("epoch_loop.state_dict", {}).get("_batches_that_stepped", 0)
     log.info("Resuming from %s (step %d)", path, step)
-    return ResumePoint(path, int(step), checkpoint.get("litzoo", {}))
+    return ResumePoint(path, int(step), checkpoint.get("litzoo", {}), int(checkpoint.get("epoch", 0)),
+                       int(checkpoint.get("global_step", 0)))
+
+
+def _check_extends(cfg: DictConfig, run_dir: Path, resume: ResumePoint | None) -> None:
+    """A completed run is continued only to train it further (`resume=<run_dir> trainer.max_epochs=30`)."""
+    from litzoo.errors import CheckpointError, ConfigError
+
+    if resume is None:
+        raise CheckpointError(
+            f"resume={run_dir}: the run completed, but {run_dir / 'checkpoints'} holds no checkpoint with a "
+            "training state (last.ckpt) to continue from. Start a new run (ckpt_path=<checkpoint> starts "
+            "from its weights)."
+        )
+    epochs, steps = resume.epoch + 1, resume.global_step
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps")
+    more_epochs = max_epochs is not None and max_epochs > epochs
+    more_steps = max_steps is not None and max_steps > steps
+    no_epoch_limit = max_epochs in (None, -1)
+    if not (more_epochs or more_steps or (no_epoch_limit and max_steps in (None, -1))):
+        raise ConfigError(
+            f"resume={run_dir}: the run completed {epochs} epochs ({steps} steps) and trainer.max_epochs="
+            f"{max_epochs}, trainer.max_steps={max_steps} ask for no more. To train it further, give a larger "
+            f"limit, e.g. `python train.py resume={run_dir} trainer.max_epochs={2 * epochs}`."
+        )
+    log.info("Extending the completed run from %s (epoch %d, step %d) to trainer.max_epochs=%s",
+             resume.path, epochs, steps, max_epochs)
+
+
+def _start_from_weights_only(task: Any, path: str) -> str | None:
+    """`ckpt_path` for fitting: a checkpoint with a training state resumes it (Lightning); one with
+    weights only (a best checkpoint superseded by last.ckpt, a pruned file) gives the model its
+    weights and training starts afresh (epoch 0, new optimizer and schedule)."""
+    from litzoo.platform.checkpointing import is_resumable, load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(path)
+    if is_resumable(checkpoint):
+        return path
+    if "state_dict" not in checkpoint:
+        from litzoo.errors import CheckpointError
+
+        raise CheckpointError(f"ckpt_path={path} holds no state_dict: it is not a Lightning checkpoint of a "
+                              "litzoo run. Give a file from a run's checkpoints/ folder.")
+    task.load_state_dict(checkpoint["state_dict"])
+    log.info("ckpt_path=%s holds weights only: training starts from them with a new optimizer and schedule",
+             path)
+    return None
 
 
 def _logger_resume_kwargs(logger_cfg: Any, previous: dict[str, Any] | None,
@@ -397,19 +474,22 @@ def _raise_if_interrupted(trainer: Any) -> None:
 
 
 def _finish_outputs(cfg: DictConfig, ctx: RunContext, result: RunResult, record: RunRecord) -> None:
-    from litzoo.platform.console import print_results
+    from litzoo.platform.console import human_bytes, print_results
     from litzoo.platform.plots import plot_curves
+    from litzoo.platform.run_dir import RunDir
 
     try:
         plot = plot_curves(ctx.run_dir / "metrics.csv", ctx.run_dir / "curves.png")
     except Exception:  # a plot is a convenience; never fail a finished run over it
         log.warning("Could not plot the training curves", exc_info=True)
         plot = None
+    disk = RunDir(ctx.run_dir).size_bytes()  # hard-linked checkpoints counted once
+    record.update(disk_bytes=disk)
     print_results(
         f"{cfg.task.name} / {cfg.model.name} / {cfg.data.name}: test metrics",
         result.metrics,
-        {"Run directory": ctx.run_dir, "Best checkpoint": result.best_checkpoint, "Curves": plot,
-         "Reproduce": record.data.get("reproduce")},
+        {"Run directory": f"{ctx.run_dir} ({human_bytes(disk)})", "Best checkpoint": result.best_checkpoint,
+         "Curves": plot, "Reproduce": record.data.get("reproduce")},
     )
 
 

@@ -212,6 +212,8 @@ class EvaluatingTask(TaskModule):
     """
 
     primary_metric = "map"
+    # The log title of each table in Scores.tables ({name}: its key); the values are x100.
+    table_title = "{name} AP per class (x100)"
 
     def __init__(self, optim: dict, sched: dict | None = None, no_decay_norm_bias: bool = True,
                  ema_decay: float | None = None, save_detections: bool = True,
@@ -260,9 +262,11 @@ class EvaluatingTask(TaskModule):
         self.log_dict(values, sync_dist=True, reduce_fx="max")
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
-        when = f"epoch {self.current_epoch}" if stage == "val" else "test"
-        for iou_type, table in scores.tables.items():
-            log.info("%s AP per class (%s, %s):\n%s", iou_type, stage, when, table)
+        # "bbox AP per class (x100), val epoch 3": the tables print percentages while the logged
+        # metrics (val/map, test/map_50, ...) are fractions, so the unit is said in the title.
+        when = f"val epoch {self.current_epoch}" if stage == "val" else stage
+        for name, table in scores.tables.items():
+            log.info("%s, %s:\n%s", self.table_title.format(name=name), when, table)
         if self.save_detections and scores.save is not None:
             stem = f"detections_val_epoch{self.current_epoch:03d}" if stage == "val" else "detections_test"
             for path in scores.save(self.trainer.default_root_dir, stem):

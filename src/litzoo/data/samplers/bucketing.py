@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +19,38 @@ from litzoo.data.samplers.sharded import (
     _Plan,
 )
 from litzoo.errors import ConfigError, DataError
+
+# Where a warning is not the caller's business: this package, and the Hydra layer that a
+# `_partial_: true` config entry puts between the datamodule and the sampler class.
+_SAMPLERS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_WARNED: set[str] = set()  # messages already shown in this process
+
+
+def _warn_once(message: str) -> None:
+    """Warn the first time only, attributed to the code that asked for the sampler.
+
+    A datamodule builds its samplers per split and again whenever Lightning asks for a loader,
+    so the same warning would repeat; Python's own once-per-location registry does not stop that
+    because libraries reset it whenever they touch the warning filters.
+    """
+    if message in _WARNED:
+        return
+    _WARNED.add(message)
+    warnings.warn(message, UserWarning, stacklevel=_caller_stacklevel())
+
+
+def _caller_stacklevel() -> int:
+    """The stack level of the first frame outside this package and outside Hydra's instantiate."""
+    frame = sys._getframe(2)  # the caller of _warn_once
+    level = 2  # stacklevel=1 is _warn_once itself
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        internal = filename.startswith(_SAMPLERS_DIR) or f"{os.sep}hydra{os.sep}" in filename
+        if not internal:
+            return level
+        frame = frame.f_back
+        level += 1
+    return 2
 
 
 def _match_bucket_keys(keys: list[Key], lengths: np.ndarray, who: str) -> np.ndarray:
@@ -114,9 +148,7 @@ class FixedBucketSampler(ShardedBatchSampler):
         counts = np.bincount(bucket, minlength=len(keys))
         unused = [k for k, c in zip(keys, counts) if c == 0]
         if unused:
-            warnings.warn(
-                f"{who}: some buckets are empty and are removed; unused bucket keys={unused}", stacklevel=2
-            )
+            _warn_once(f"{who}: some buckets are empty and are removed; unused bucket keys={unused}")
         kept = np.flatnonzero(counts > 0)
         remap = np.full(len(keys), -1, dtype=np.int64)
         remap[kept] = np.arange(kept.size)
@@ -182,7 +214,7 @@ class FixedBucketSampler(ShardedBatchSampler):
             # Same expression and float order as GluonNLP, so the integer results agree exactly.
             return [max(int(largest / float(k) * self.ratio * batch_size), batch_size) for k in scale_keys]
         if self.ratio > 0:
-            warnings.warn(f"{who}: ratio={self.ratio} is ignored when use_average_length=True", stacklevel=3)
+            _warn_once(f"{who}: ratio={self.ratio} is ignored when use_average_length=True")
         sizes = []
         for b in range(len(self._bucket_keys)):
             members = self._bucket_order[self._bucket_offsets[b] : self._bucket_offsets[b + 1]]
