@@ -189,3 +189,26 @@ def test_word_starts_point_at_each_words_first_subword(tiny_bert_parser_checkpoi
     assert tokens[0] == "[CLS]" and [tokens[i] for i in encoded["word_starts"][1:]][0] == "the"
     assert encoded["word_starts"].tolist()[0] == 0 and len(encoded["word_starts"]) == 4
     assert torch.tensor(encoded["word_starts"]).diff().gt(0).all()
+
+
+def test_the_ptb_recipe_composes_with_its_published_number_and_the_papers_settings():
+    cfg = compose(["experiment=ptb/biaffine", "data.train_file=t", "data.val_file=d", "model.embeddings=g"])
+    assert cfg.reference.value == 0.9408 and cfg.reference.metric == "test/las"
+    assert (cfg.model.name, cfg.model.lstm_layers, cfg.model.lstm_hidden, cfg.model.decoder) == (
+        "biaffine",
+        3,
+        400,
+        "eisner",
+    )
+    assert cfg.task.punct == "exclude" and list(cfg.optim.betas) == [0.9, 0.9] and cfg.data.format == "conllx"
+
+
+def test_the_exponential_decay_schedule_follows_dozat_and_manning():
+    from litzoo.tasks.dependency_parsing import exponential_decay
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
+    schedule = exponential_decay(
+        optimizer, total_steps=20000, steps_per_epoch=100, decay_rate=0.75, decay_steps=5000
+    )
+    factors = [schedule.lr_lambdas[0](step) for step in (0, 5000, 10000)]
+    assert factors == [1.0, 0.75, 0.75**2]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,37 @@ from litzoo.text.conllu import Sentence, format_sentence, write_treebank
 from litzoo.text.dependency_trees import DECODERS, decode_heads
 
 log = logging.getLogger("litzoo")
+
+
+@dataclass
+class ExponentialDecayFactor:
+    """Linear warmup, then ``decay_rate ** (step / decay_steps)`` (Dozat & Manning: 0.75 every 5000 steps)."""
+
+    warmup_steps: int
+    start_factor: float
+    decay_rate: float
+    decay_steps: int
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.start_factor + (1.0 - self.start_factor) * step / max(self.warmup_steps, 1)
+        return self.decay_rate ** ((step - self.warmup_steps) / self.decay_steps)
+
+
+def exponential_decay(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    decay_rate: float = 0.75,
+    decay_steps: int = 5000,
+    warmup_epochs: float = 0,
+    warmup_start_factor: float = 0.1,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The biaffine parser's schedule, stepped every batch (a `sched` target: see conf/experiment/ptb)."""
+    warmup = min(int(round(warmup_epochs * steps_per_epoch)), max(total_steps - 1, 0))
+    factor = ExponentialDecayFactor(warmup, warmup_start_factor, float(decay_rate), int(decay_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
 
 # Keys of a parser model config that describe it to the task rather than to its factory.
 MODEL_META_KEYS = ("decoder", "recipe")
