@@ -101,7 +101,10 @@ class ClassificationTask(TaskModule):
     @staticmethod
     def restore_arguments(hparams: dict[str, Any], run_dir: Any) -> dict[str, Any]:
         """The weights come from the checkpoint: do not look for the pretrained file training started from."""
-        model = dict(hparams["model"])
+        model = hparams.get("model")
+        if not isinstance(model, dict):
+            return hparams  # not a classification checkpoint: building the task names the problem
+        model = dict(model)
         if "pretrained" in model:
             model["pretrained"] = None
         return {**hparams, "model": model}
