@@ -58,7 +58,8 @@ _OWNED_ARGUMENTS = (*_DATA_ARGUMENTS, "shuffle", "seed", "num_replicas", "rank")
 class BaseDataModule(pl.LightningDataModule):
     """Loaders over `train_set`, `val_set` and `test_set`, which subclasses create in `setup()`.
 
-    Subclasses implement `setup()` (the split datasets) and `info()`; those that serve
+    Subclasses implement `setup()` (the split datasets, built once however often it is called)
+    and `info()`; those that serve
     length-aware samplers also implement :meth:`lengths`. A subclass may set `self.collate_fn`
     in `setup()` when `data.collate` is null (e.g. a `Pad` with its vocabulary's padding id).
 
@@ -152,6 +153,12 @@ class BaseDataModule(pl.LightningDataModule):
         return None
 
     # -- what the platform and Lightning call ---------------------------------------------------
+
+    def train_samples(self) -> int:
+        """The size of the training split (sets up the fit splits; `setup()` builds them once, so
+        Lightning's own call later costs nothing). The platform caps the recorded batch size by it."""
+        self.setup("fit")
+        return len(self.dataset("train"))  # type: ignore[arg-type]
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """Trainer arguments this datamodule needs: its samplers shard themselves across ranks,

@@ -29,6 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 from litzoo.errors import ConfigError
 
 UNFINISHED = ("running", "interrupted", "failed")
+# Set when resume=auto found nothing to continue (its value: where it looked); the runner logs it.
+NOTHING_TO_RESUME_ENV = "LITZOO_NOTHING_TO_RESUME"
 # Keys that say how to run, not what is trained: they do not change a run's identity.
 _NOT_IDENTITY = ("resume", "trust_config", "trust", "hydra", "extras")
 
@@ -92,9 +94,10 @@ def resume_argv(argv: list[str], compose: Callable[[list[str], list[str]], DictC
     if any(a in ("-m", "--multirun") for a in rest):
         raise ConfigError("resume= continues one run; it cannot be combined with -m (a sweep).")
     if resume == "auto":
-        run_dir = find_unfinished_run(compose(rest, config_dirs))
-        if run_dir is None:
-            print("resume=auto: no unfinished run with this config; starting a new run.")
+        cfg = compose(rest, config_dirs)
+        run_dir = find_unfinished_run(cfg)
+        if run_dir is None:  # the runner says so once logging is set up, so train.log has it too
+            os.environ[NOTHING_TO_RESUME_ENV] = str(Path(str(cfg.paths.log_dir)).expanduser())
             return [argv[0], *[f"--config-dir={d}" for d in config_dirs], *rest]
     else:
         run_dir = Path(resume).expanduser().resolve()

@@ -26,7 +26,14 @@ from omegaconf import DictConfig, OmegaConf
 from litzoo.errors import LitzooError
 from litzoo.platform import trust
 from litzoo.platform.ranks import JOB_ENV, global_rank, lightning_child
-from litzoo.platform.record import RunRecord, code_version, environment, merge_overrides, reproduce_command
+from litzoo.platform.record import (
+    RunRecord,
+    code_version,
+    environment,
+    merge_overrides,
+    now_iso,
+    reproduce_command,
+)
 from litzoo.platform.resume import config_fingerprint, process_alive, read_record
 from litzoo.platform.secrets import redact
 from litzoo.platform.validate import validate
@@ -84,6 +91,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     record = RunRecord(ctx.run_dir, enabled=global_rank() == 0)
     console.install_console()  # where Hydra set up logging: quieter, progress-bar-safe terminal
     try:
+        _note_nothing_to_resume()
         validate(cfg, ctx.config_dirs, trust.SESSION)
         console.print_config_mode(cfg)  # a bad extras.print_config fails here, before anything runs
         previous = read_record(ctx.run_dir)
@@ -111,6 +119,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     if record.enabled:
         _finish_outputs(cfg, ctx, result, record)
     return result.objective
+
+
+def _note_nothing_to_resume() -> None:
+    """Say (console and train.log, once) that resume=auto found no run to continue (see resume.py)."""
+    from litzoo.platform.resume import NOTHING_TO_RESUME_ENV
+
+    searched = os.environ.pop(NOTHING_TO_RESUME_ENV, None)
+    if searched is not None and global_rank() == 0:
+        log.warning("resume=auto: no unfinished run with this config under %s; starting a new run", searched)
 
 
 def _seed(cfg: DictConfig, previous: dict[str, Any] | None) -> int:
@@ -228,9 +245,10 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
 
     if trainer.world_size > 1 and not any(isinstance(c, RankWatchdog) for c in trainer.callbacks):
         trainer.callbacks.append(RankWatchdog())  # a dead rank must fail the job, not hang it
-    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+    batch = _real_batch_size(cfg, datamodule, trainer.world_size)
+    global_batch = batch * trainer.world_size * trainer.accumulate_grad_batches
     log.info("Batch size: %d per device x %d device(s) x %d accumulation = %d global",
-             cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
+             batch, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
     record.update(global_batch_size=global_batch, precision=str(precision), **_logger_ids(loggers))
 
     task = build(
@@ -261,6 +279,21 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
             record.update(last_checkpoint=str(preemption.saved))
         _close_wandb()
         _end_distributed(launcher_env)
+
+
+def _real_batch_size(cfg: DictConfig, datamodule: Any, world_size: int) -> int:
+    """data.batch_size, or each device's share of the training split when that is smaller (warned):
+    what the record and the linear lr scaling must use."""
+    from litzoo.platform.scaling import real_batch_size
+
+    configured = int(cfg.data.batch_size)
+    samples = datamodule.train_samples() if cfg.train and hasattr(datamodule, "train_samples") else None
+    batch = real_batch_size(configured, samples, world_size)
+    if batch < configured:
+        log.warning("data.batch_size=%d is larger than the %d training samples (%d per device): every training "
+                    "batch holds %d, which run.json and the lr scaling use. Set data.batch_size<=%d to silence this.",
+                    configured, samples, batch, batch, batch)
+    return batch
 
 
 def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, global_batch: int,
@@ -526,7 +559,7 @@ def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) ->
         record.finish(status, error=None if interrupted else message)
     else:
         record.start(status=status, run_dir=str(ctx.run_dir), overrides=ctx.overrides,
-                     error=None if interrupted else message)
+                     error=None if interrupted else message, ended_at=now_iso())
     if ctx.multirun and not interrupted:
         log.error("Job failed: %s (details in %s)", message, ctx.run_dir / "train.log")
         return

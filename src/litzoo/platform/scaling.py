@@ -1,8 +1,10 @@
-"""Settings that depend on the hardware a run lands on: precision and batch-size-scaled learning rate."""
+"""Settings that depend on the hardware a run lands on: precision, the real batch size and the
+batch-size-scaled learning rate."""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 log = logging.getLogger("litzoo")
@@ -42,3 +44,12 @@ def scale_learning_rate(optim: dict[str, Any], global_batch_size: int) -> dict[s
     log.info("Linear lr scaling: %g x %d / %d = %g", optim["lr"], global_batch_size, base, scaled)
     optim["lr"] = scaled
     return optim
+
+
+def real_batch_size(batch_size: int, train_samples: int | None, world_size: int) -> int:
+    """The samples a training batch per device really holds: `batch_size`, or each device's share of
+    the training split when that is smaller (a batch cannot hold more samples than there are).
+    `train_samples=None` (unknown) keeps `batch_size`."""
+    if train_samples is None:
+        return batch_size
+    return max(1, min(batch_size, math.ceil(train_samples / max(1, world_size))))
