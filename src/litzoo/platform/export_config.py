@@ -309,22 +309,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "(python train.py --config-dir <dir> experiment=<name>).")
     parser.add_argument("run_dir", type=Path, help="the run directory (holds run.json and .hydra/)")
     parser.add_argument("-o", "--output", type=Path, default=None,
-                        help="the file to write (default: exported/experiment/<name>.yaml)")
+                        help="a config directory, or the file <config-dir>/experiment/<name>.yaml to write "
+                             "(default: exported/experiment/<name>.yaml)")
     parser.add_argument("--name", default=None, help="the experiment name (default: <task>_<model>_<data>_<run>)")
     args = parser.parse_args(argv)
     output: Path | None = args.output
-    if output is not None and output.suffix not in (".yaml", ".yml"):
+    config_dir = output if output is not None and output.is_dir() and output.name != "experiment" else None
+    if output is not None and config_dir is None and output.suffix not in (".yaml", ".yml"):
         output = output.with_suffix(".yaml")
     try:  # the experiment name is the file name: Hydra selects experiment=<file stem>
-        export = export_run(args.run_dir, name=args.name or (output.stem if output else None))
+        export = export_run(args.run_dir, name=args.name or (output.stem if output and not config_dir else None))
     except LitzooError as error:
         print(f"Error: {error}", file=sys.stderr)
         return error.exit_code
-    path = output or Path("exported") / "experiment" / f"{export.name}.yaml"
+    path = experiment_path(output, export.name)
     write_export(export, path)
-    print(f"Wrote {path}")
+    moved = f" (not {output}: `--config-dir DIR experiment={export.name}` reads DIR/experiment/{path.name})" if (
+        output is not None and config_dir is None and output != path) else ""
+    print(f"Wrote {path}{moved}")
     print(f"Run it with: {run_command(export, path)}")
     return 0
+
+
+def experiment_path(output: Path | None, name: str) -> Path:
+    """Where `-o` puts the file so that `--config-dir <dir> experiment=<name>` finds it: Hydra reads the
+    experiment group from `<dir>/experiment/`, so a file asked for elsewhere goes into an `experiment/`
+    folder beside it, and a directory is taken as the config directory itself."""
+    if output is None:
+        return Path("exported") / "experiment" / f"{name}.yaml"
+    if output.is_dir():
+        return (output if output.name == "experiment" else output / "experiment") / f"{name}.yaml"
+    if output.parent.name == "experiment":
+        return output
+    return output.parent / "experiment" / output.name
 
 
 if __name__ == "__main__":  # pragma: no cover
