@@ -5,7 +5,7 @@ line, compared with the task's own forward pass on what the run's *datamodule* m
 files (its eval transform, its decoder): top-1 and probabilities for classification, boxes,
 scores, labels, RLE masks and keypoints for detection, instance segmentation and top-down pose.
 `--output` files are checked with pycocotools' `loadRes` against the data's own annotations.
-Text classification is tested in tests/text/test_predict.py.
+Text classification is tested in tests/text/test_text_predict.py.
 """
 
 from __future__ import annotations
@@ -223,6 +223,23 @@ def test_every_classification_datamodule_records_its_eval_preprocessing() -> Non
         "mean": [0.305],
         "std": [0.376],
     }
+
+
+def test_restoring_a_run_does_not_need_the_pretrained_files_training_started_from() -> None:
+    """The weights come from the checkpoint; only where a file decides the architecture is it kept."""
+    from litzoo.tasks.classification import ClassificationTask
+    from litzoo.tasks.pose import create_pose_task
+
+    hparams = {"model": {"arch": "resnet18", "pretrained": "/gone/resnet18.pth"}, "data_info": {}}
+    assert ClassificationTask.restore_arguments(hparams, None)["model"] == {
+        "arch": "resnet18",
+        "pretrained": None,
+    }
+    assert hparams["model"]["pretrained"] == "/gone/resnet18.pth"  # the checkpoint's own dict is left alone
+    top_down = {"model": {"pretrained_backbone": "/gone/r18.pth", "input": {"pipeline": "top_down"}}}
+    assert create_pose_task.restore_arguments(top_down, None)["model"]["pretrained_backbone"] is None
+    rcnn = {"model": {"pretrained_backbone": "/gone/r18.pth", "input": {"pipeline": "full_image"}}}
+    assert create_pose_task.restore_arguments(rcnn, None) == rcnn  # frozen batch norm depends on it
 
 
 # --------------------------------------------------------------------------- detection family

@@ -237,3 +237,16 @@ def create_pose_task(model: dict, data_info: dict, optim: dict, sched: dict | No
     cls = TopDownPoseTask if spec.get("pipeline", "full_image") == "top_down" else KeypointRCNNTask
     accepted = inspect.signature(cls.__init__).parameters
     return cls(model, data_info, optim, sched, **{k: v for k, v in options.items() if k in accepted})
+
+
+def _restore_pose_arguments(hparams: dict[str, Any], run_dir: Any) -> dict[str, Any]:
+    """Prediction from a run directory (``TaskModule.from_run_dir``): SimpleBaseline's
+    ``pretrained_backbone`` only initialises weights the checkpoint replaces, so the file need not
+    exist any more. Keypoint R-CNN's keeps it: it also decides frozen batch norm, the architecture."""
+    model = hparams.get("model")
+    if isinstance(model, dict) and split_model_config(model)[1].get("pipeline") == "top_down":
+        return {**hparams, "model": {**model, "pretrained_backbone": None}}
+    return hparams
+
+
+create_pose_task.restore_arguments = _restore_pose_arguments  # type: ignore[attr-defined]

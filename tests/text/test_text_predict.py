@@ -247,3 +247,16 @@ def test_evaluating_a_checkpoint_reads_text_with_its_runs_vocabulary(
         tmp_path / "eval2",
     )
     assert code == 4 and "The checkpoint's model reads vocab ids from a vocabulary of" in failed["error"]
+
+
+def test_text_lines_are_label_probability_text() -> None:
+    """The printed line of a class, a pair and a regression score (the task's format_prediction reads only the row)."""
+    from litzoo.tasks.text_classification import TextClassificationTask
+
+    line = TextClassificationTask.format_prediction
+    single = {"text": "dull .", "text_pair": None, "label": "negative", "score": 0.97924, "probabilities": {}}
+    assert line(None, single) == "negative\t0.9792\tdull ."
+    pair = {**single, "text": "a", "text_pair": "b", "label": "equivalent", "score": 0.5}
+    assert line(None, pair) == "equivalent\t0.5000\ta\tb"
+    score = {"text": "a", "text_pair": "b", "label": 3.25, "score": 3.25, "probabilities": None}
+    assert line(None, score) == "3.2500\ta\tb"
