@@ -33,7 +33,9 @@ def test_imagefolder_reads_grey_and_rgb_files_of_any_size(tmp_path):
         "val": {"ant": [("RGB", (40, 40))], "bee": [("L", (10, 20))]},
     })
     dm = ImageFolderDataModule(str(tmp_path), batch_size=2, num_workers=0, image_size=24, in_chans=3)
-    assert dm.info() == {"num_classes": 2, "in_chans": 3, "image_size": 24, "class_names": ["ant", "bee"]}
+    info = dm.info()
+    assert {k: info[k] for k in ("num_classes", "in_chans", "image_size", "class_names")} == {
+        "num_classes": 2, "in_chans": 3, "image_size": 24, "class_names": ["ant", "bee"]}
     dm.setup("fit")
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (2, 3, 24, 24) and images.dtype == torch.float32
@@ -134,3 +136,63 @@ def test_digits_datamodule_shapes_and_normalisation():
     assert images.shape == (8, 1, 32, 32) and labels.dtype == torch.int64
     background = (0.0 - 0.305) / 0.376
     assert images.min().item() == pytest.approx(background, abs=1e-5)
+
+
+# -- input size, crop scale and crop_pct chosen from the data when not set ------------------------
+
+
+def test_small_images_train_at_their_own_size_with_mild_crops(tmp_path, caplog):
+    import logging
+
+    write_imagefolder(tmp_path, {
+        "train": {"ant": [("L", (32, 32))] * 5 + [("L", (40, 30))], "bee": [("L", (32, 32))] * 6},
+        "val": {"ant": [("L", (32, 32))], "bee": [("L", (32, 32))]},
+    })
+    with caplog.at_level(logging.INFO, logger="litzoo"):
+        dm = ImageFolderDataModule(str(tmp_path), batch_size=4, num_workers=0, in_chans=1, image_size="auto",
+                                   scale="auto", crop_pct="auto")
+    assert (dm.image_size, tuple(dm.scale), dm.crop_pct) == (32, (0.5, 1.0), 1.0)
+    assert dm.info()["image_size"] == 32
+    assert "data.image_size=auto: 32 px (the median shorter side of 12 training images is 32 px)" in caplog.text
+    assert "data.scale=auto: [0.5, 1.0]" in caplog.text and "data.crop_pct=auto: 1.0" in caplog.text
+    dm.setup("fit")
+    images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 1, 32, 32)
+    val_images, _ = next(iter(dm.val_dataloader()))
+    assert val_images.shape == (2, 1, 32, 32)
+
+
+def test_large_images_get_the_imagenet_recipe(tmp_path):
+    write_imagefolder(tmp_path, {
+        "train": {"ant": [("RGB", (500, 375)), ("RGB", (640, 480))], "bee": [("RGB", (300, 260))]},
+        "val": {"ant": [("RGB", (500, 375))], "bee": [("RGB", (500, 375))]},
+    })
+    dm = ImageFolderDataModule(str(tmp_path), batch_size=2, num_workers=0, image_size="auto", scale="auto",
+                               crop_pct="auto")
+    assert (dm.image_size, tuple(dm.scale), dm.crop_pct) == (224, (0.08, 1.0), 0.875)
+    # Mid-sized images keep their size (a multiple of 8) with ImageNet's crops.
+    mid = tmp_path / "mid"
+    write_imagefolder(mid, {"train": {"ant": [("L", (150, 161))] * 3}, "val": {"ant": [("L", (150, 161))]}})
+    dm = ImageFolderDataModule(str(mid), batch_size=2, num_workers=0, image_size="auto", scale="auto")
+    assert (dm.image_size, tuple(dm.scale)) == (152, (0.08, 1.0))
+
+
+def test_values_the_user_sets_are_kept(tmp_path, caplog):
+    import logging
+
+    write_imagefolder(tmp_path, {"train": {"ant": [("L", (32, 32))] * 2}, "val": {"ant": [("L", (32, 32))]}})
+    with caplog.at_level(logging.INFO, logger="litzoo"):
+        dm = ImageFolderDataModule(str(tmp_path), batch_size=2, num_workers=0, image_size=64, scale=[0.2, 1.0],
+                                   crop_pct=0.9)
+    assert (dm.image_size, tuple(dm.scale), dm.crop_pct) == (64, (0.2, 1.0), 0.9)
+    assert "=auto" not in caplog.text
+    # The scale follows the images, not the input size asked for: 32-px photos upsampled stay mildly cropped.
+    assert tuple(ImageFolderDataModule(str(tmp_path), batch_size=2, image_size=224, scale="auto").scale) == (0.5, 1.0)
+
+
+def test_the_imagefolder_config_chooses_from_the_data(tmp_path):
+    from conftest import compose
+
+    write_imagefolder(tmp_path, {"train": {"ant": [("L", (32, 32))] * 2}, "val": {"ant": [("L", (32, 32))]}})
+    data = compose(["data=imagefolder", f"data.root={tmp_path}"]).data
+    assert (data.image_size, data.scale, data.crop_pct) == ("auto", "auto", "auto")

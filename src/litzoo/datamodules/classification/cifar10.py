@@ -67,7 +67,7 @@ class Cifar10DataModule(BaseDataModule):
     ...) go to :class:`~litzoo.data.base.BaseDataModule`, which builds the loaders.
     """
 
-    def __init__(self, root: str, batch_size: int = 128, num_workers: int = 2, val_size: int = 5000,
+    def __init__(self, root: str, batch_size: int = 128, num_workers: int | str = "auto", val_size: int = 5000,
                  split_seed: int = 0, augment: bool = True,
                  mean: Sequence[float] = (0.4914, 0.4822, 0.4465), std: Sequence[float] = (0.2470, 0.2435, 0.2616),
                  **loader_args: Any) -> None:
