@@ -107,12 +107,11 @@ def check_device(device: str) -> str:
     return device
 
 
-def write_predictions(path: str | Path, data: object) -> Path:
-    from litzoo.platform.run_dir import write_json_atomic
-
+def write_predictions(path: str | Path, task: object, predictions: list) -> Path:
+    """`--output`: the task writes its predictions (JSON by default; a parser writes CoNLL-U)."""
     path = Path(path).expanduser()
     try:
-        write_json_atomic(path, data)
+        task.write_predictions(predictions, path)
     except OSError as error:
         raise DataError(
             f"Cannot write {path} ({error}). Give --output a path in a writable folder."
@@ -143,7 +142,8 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument("--json", action="store_true", help="print one JSON object per input")
     result.add_argument(
-        "--output", help="also write all predictions to this JSON file (detection: COCO results)"
+        "-o", "--output", help="also write all predictions to this file: JSON (detection: COCO results; "
+        "dependency parsing: CoNLL-U)"
     )
     return result
 
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else task.format_prediction(prediction)
             )
         if args.output:
-            path = write_predictions(args.output, task.predictions_file(predictions))
+            path = write_predictions(args.output, task, predictions)
             print(f"Wrote the predictions of {len(predictions)} input(s) to {path}", file=sys.stderr)
     except LitzooError as error:
         print(f"Error: {error}", file=sys.stderr)

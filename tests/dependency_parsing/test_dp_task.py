@@ -212,3 +212,20 @@ def test_the_exponential_decay_schedule_follows_dozat_and_manning():
     )
     factors = [schedule.lr_lambdas[0](step) for step in (0, 5000, 10000)]
     assert factors == [1.0, 0.75, 0.75**2]
+
+
+def test_the_predict_command_prints_and_writes_conllu(parser_run, treebank_root, tmp_path, capsys):
+    from litzoo.predict import main
+
+    run_dir, _, _ = parser_run
+    gold_path = next(treebank_root.glob("*-ud-test.conllu"))
+    output = tmp_path / "parsed.conllu"
+    assert main([str(run_dir), str(gold_path), "-o", str(output)]) == 0
+    expected = (run_dir / "parsed_test.conllu").read_text()
+    assert output.read_text() == expected
+    assert capsys.readouterr().out == expected  # the printed blocks make the same CoNLL-U file
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("the dog slept .\nMary ate the cake\n")
+    assert main([str(run_dir), "--file", str(sentences), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and '"words": ["the", "dog", "slept", "."]' in lines[0]

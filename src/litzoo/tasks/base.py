@@ -137,6 +137,15 @@ class TaskModule(pl.LightningModule):
         unless the family has a standard results format (detection: the COCO results list)."""
         return predictions
 
+    def write_predictions(self, predictions: list[dict[str, Any]], path: str | Path) -> Path:
+        """Write all predictions to `path` (`--output`), atomically: `predictions_file` as JSON, unless
+        the family's results are a text format of its own (dependency parsing: CoNLL-U)."""
+        from litzoo.platform.run_dir import write_json_atomic
+
+        path = Path(path).expanduser()
+        write_json_atomic(path, self.predictions_file(predictions))
+        return path
+
     # --- weights used for evaluation -----------------------------------------------------------
     def init_ema(self) -> None:
         if self.ema_decay:
