@@ -34,9 +34,32 @@ def test_the_task_defaults_to_the_embedded_treebank_and_monitors_las():
     assert compose(["task=dependency_parsing", "model=biaffine"]).model.lstm_layers == 3  # the paper's size
 
 
-def test_an_unknown_decoder_is_refused(treebank_root, tmp_path):
-    code, record = run_in_process([*base(treebank_root), "model.decoder=greedy"], tmp_path / "run")
-    assert code == ConfigError.exit_code and "model.decoder='greedy'" in record["error"]
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.decoder=greedy", "model.decoder='greedy' is unknown"),
+        ("model.features=[chars,pos]", "pos unknown"),
+        ("task.punct=skip", "punct='skip' must be `include`"),
+    ],
+)
+def test_wrong_parser_settings_are_refused(override, message, treebank_root, tmp_path):
+    code, record = run_in_process([*base(treebank_root), override], tmp_path / "run")
+    assert code == ConfigError.exit_code and message in record["error"]
+
+
+def test_the_model_check_runs_in_validation_before_torch(treebank_root):
+    from litzoo.platform.validate import validate
+
+    cfg = compose(
+        [
+            "task=dependency_parsing",
+            "model=biaffine",
+            "model.decoder=greedy",
+            *treebank_overrides(treebank_root),
+        ]
+    )
+    with pytest.raises(ConfigError, match="model.decoder='greedy'"):
+        validate(cfg, [Path("conf")])
 
 
 class Messages(logging.Handler):

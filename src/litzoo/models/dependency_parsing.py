@@ -31,8 +31,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from litzoo.errors import ConfigError
-
-FEATURES = ("chars", "upos", "xpos")
+from litzoo.models.dependency_parsing_checks import FEATURES
 
 
 class SharedDropout(nn.Module):
