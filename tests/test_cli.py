@@ -38,6 +38,41 @@ def test_help_and_config_printing_do_not_import_heavy_packages(args):
     assert not modules & set(HEAVY), f"heavy imports on the {args} path: {modules & set(HEAVY)}"
 
 
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["model.pretrained=/nonexistent/resnet18.pth"], 5),
+        (["trainer.precision=bf17"], 2),
+        (["train=false", f"ckpt_path={ROOT / 'README.md'}"], 4),
+    ],
+)
+def test_what_the_config_decides_is_refused_before_torch_is_imported(args, code, tmp_path):
+    """Issue 11: a missing weights file or a bad precision printed ~145 lines (and imported torch,
+    Lightning, timm) before failing."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "train.py"), *args, f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == code, result.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "omegaconf" in imported and not imported & set(HEAVY), imported & set(HEAVY)
+    shown = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and not line.startswith("import time:")
+    ]
+    assert len(shown) == 2 and shown[0].startswith("Error: "), shown  # the paragraph and the run directory
+
+
 def test_help_lists_groups_and_options():
     result = run_cli(["--help"])
     assert result.returncode == 0

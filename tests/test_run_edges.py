@@ -73,3 +73,20 @@ def test_resume_auto_with_nothing_to_resume_says_so_in_train_log(tmp_path):
     line = "resume=auto: no unfinished run with this config under"
     assert (result.stdout + result.stderr).count(line) == 1
     assert (tmp_path / "run" / "train.log").read_text().count(line) == 1
+
+
+def test_a_checkpoint_of_another_network_outside_a_run_directory_is_refused_briefly(tmp_path):
+    """Without a run directory to name the checkpoint's run, loading it is what finds the misfit: one
+    short paragraph (exit 4) instead of torch's thousands of characters of missing and unexpected keys."""
+    import torch
+
+    stray = tmp_path / "stray.ckpt"
+    weights = {f"net.encoder.layer{i}.weight": torch.zeros(4, 4) for i in range(40)}
+    torch.save({"state_dict": weights, "pytorch-lightning_version": "2.6.6"}, stray)
+    code, record = run_in_process([*TINY, "train=false", f"ckpt_path={stray}"], tmp_path / "run")
+    assert code == 4, record.get("error")
+    assert record["error"].startswith(
+        f"ckpt_path={stray} does not fit the network this config builds "
+        "(task=classification model=resnet18 data=digits): "
+    )
+    assert "40 unexpected" in record["error"] and len(record["error"]) < 700

@@ -11,12 +11,15 @@ non-zero; any failure keeps its full traceback in `train.log` and marks the run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
+import re
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,7 +303,8 @@ def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, gl
                    record: RunRecord, start_from: str | None) -> RunResult:
     best, objective = None, None
     if cfg.train:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
+        with _checkpoint_must_fit(cfg, start_from):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
         _raise_if_interrupted(trainer)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         objective = _objective(cfg, trainer)
@@ -310,13 +314,40 @@ def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, gl
         ckpt = (best or None) if cfg.train else cfg.ckpt_path
         log.debug("Testing with %s", ckpt or "the weights at the end of training (no best checkpoint)")
         # verbose=False: the results table at the end shows the test metrics (once)
-        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
+        with _checkpoint_must_fit(cfg, ckpt):
+            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
         _raise_if_interrupted(trainer)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         if not cfg.train:
             best = str(Path(cfg.ckpt_path).expanduser().resolve())
     return RunResult(metrics=metrics, best_checkpoint=best or None, objective=objective,
                      global_batch_size=global_batch)
+
+
+@contextlib.contextmanager
+def _checkpoint_must_fit(cfg: DictConfig, ckpt: str | None) -> Iterator[None]:
+    """A checkpoint whose weights do not fit the network is a `CheckpointError` of one paragraph, not
+    torch's list of every missing and unexpected key. (A checkpoint inside a run directory is checked
+    against its run before anything is built; this catches the others.)"""
+    try:
+        yield
+    except RuntimeError as error:
+        text = str(error)
+        if not ckpt or "Error(s) in loading state_dict" not in text:
+            raise
+        from litzoo.errors import CheckpointError
+
+        counts = {kind: len(re.findall(r'"[^"]+"', line)) for kind, line in (
+            ("missing", next((x for x in text.splitlines() if "Missing key(s)" in x), "")),
+            ("unexpected", next((x for x in text.splitlines() if "Unexpected key(s)" in x), "")))}
+        counts["of another shape"] = text.count("size mismatch for")
+        found = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        raise CheckpointError(
+            f"ckpt_path={ckpt} does not fit the network this config builds (task={cfg.task.name} "
+            f"model={cfg.model.name} data={cfg.data.name}): of its weights, {found or 'some differ'}. Evaluate it "
+            "with the task, model and data it was trained with (a checkpoint inside its run directory, "
+            "<run_dir>/checkpoints/, brings them by itself), or pick a checkpoint of this model."
+        ) from error
 
 
 @dataclass
