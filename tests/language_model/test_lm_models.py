@@ -163,3 +163,29 @@ def test_gpt2_from_scratch_and_from_a_local_checkpoint(tmp_path):
     assert torch.allclose(loaded(ids).logits, logits, atol=1e-6)
     with pytest.raises(ConfigError, match="embeds only"):
         create_causal_lm(VOCAB + 5, pretrained=str(tmp_path / "ckpt"))
+
+
+def test_variable_bptt_scales_each_steps_learning_rate_by_its_length():
+    data_info = {
+        "vocab_size": VOCAB,
+        "encoding": {"kind": "word", "vocab_size": VOCAB, "fingerprint": "x"},
+        "batching": "bptt",
+        "bptt": 10,
+        "variable_bptt": True,
+    }
+    task = LanguageModelTask(
+        model={"_target_": "litzoo.models.language_model.create_lstm_lm", "embed_size": 4, "hidden_size": 4},
+        data_info=data_info,
+        optim={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 30.0},
+    )
+    optimizer = torch.optim.SGD(task.parameters(), lr=30.0)
+    seen = []
+
+    def closure() -> None:
+        seen.append(optimizer.param_groups[0]["lr"])
+
+    for steps in (5, 10, 14):
+        task.on_train_batch_start({"inputs": torch.zeros(steps, 2, dtype=torch.long)}, 0)
+        task.optimizer_step(0, 0, optimizer, closure)
+    assert seen == [15.0, 30.0, 42.0]  # lr x seq_len / bptt during the step (Merity et al.) ...
+    assert optimizer.param_groups[0]["lr"] == 30.0  # ... and the schedule's own lr afterwards

@@ -137,6 +137,7 @@ class LanguageModelTask(EvaluatingTask):
         self.stateful = bool(getattr(self.net, "stateful", False))
         self.vocab_size = int(data_info["vocab_size"])
         self.bptt = int(data_info.get("bptt") or 1)
+        self.variable_bptt = bool(data_info.get("variable_bptt", False))
         self.alpha, self.beta = float(alpha), float(beta)
         self.nonmono, self.scale_lr_by_seq_len = int(nonmono), bool(scale_lr_by_seq_len)
         self.lr_plateau_interval, self.lr_plateau_factor = lr_plateau_interval, float(lr_plateau_factor)
@@ -208,7 +209,7 @@ class LanguageModelTask(EvaluatingTask):
         return total
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        variable = self.scale_lr_by_seq_len and self.stateful and batch["inputs"].shape[0] != self.bptt
+        variable = self.variable_bptt and self.scale_lr_by_seq_len and batch["inputs"].shape[0] != self.bptt
         self._lr_factor = batch["inputs"].shape[0] / self.bptt if variable else 1.0
 
     def optimizer_step(

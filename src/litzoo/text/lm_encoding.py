@@ -22,6 +22,7 @@ text exactly as training did. Nothing here imports torch.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -207,6 +208,11 @@ class LMEncoding:
             return self.vocab.save(run_dir / VOCAB_FILE)
         folder = run_dir / TOKENIZER_DIR
         self.tokenizer.save_pretrained(str(folder))
+        config = Path(self.source or "") / "config.json"
+        if self.source and config.is_file() and folder.resolve() != config.parent.resolve():
+            # The architecture of a local checkpoint, so that its fine-tuned weights can be rebuilt from
+            # the run directory alone (no weights are copied).
+            shutil.copyfile(config, folder / "config.json")
         return folder
 
     # -- encoding ------------------------------------------------------------------------------

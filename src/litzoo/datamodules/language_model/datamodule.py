@@ -158,6 +158,7 @@ class LanguageModelDataModule(BaseDataModule):
         self._collates: dict[str, Any] = {}
         self._bptt_samplers: dict[str, BPTTBatchSampler] = {}
         self._saved_to: Path | None = None
+        self._layout: tuple[int, int] | None = None
 
     # -- what subclasses provide ---------------------------------------------------------------
 
@@ -257,6 +258,7 @@ class LanguageModelDataModule(BaseDataModule):
             "encoding": self.encoding.settings(),
             "batching": self.batching,
             "bptt": self.bptt,
+            "variable_bptt": self.variable_bptt,
             "tokens": {split: int(len(ids[split])) for split in SPLITS},
             "tokenizer": self.encoding,
         }
@@ -264,14 +266,34 @@ class LanguageModelDataModule(BaseDataModule):
     # -- datasets ------------------------------------------------------------------------------
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
-            ids = self.prepare()
-            world, rank = self._world()
-            if self.batching == "bptt":
-                self._setup_streams(ids, world, rank)
-            else:
-                self._setup_windows(ids)
+        self._ensure_layout()
         self._save_to_run_dir()
+
+    def _ensure_layout(self) -> None:
+        """Build the split datasets for the current world size and rank (again if they changed).
+
+        The training streams depend on the number of processes, which is only known once DDP has
+        started; `setup()` may be called before that (e.g. by the platform, to size the batch), so
+        the loaders check the layout again when Lightning asks for them.
+        """
+        ids = self.prepare()
+        world, rank = self._world()
+        if self._layout == (world, rank):
+            return
+        if self.batching == "bptt":
+            self._setup_streams(ids, world, rank)
+        else:
+            self._setup_windows(ids)
+        self._layout = (world, rank)
+
+    def train_samples(self) -> int:
+        """Training samples for the platform's batch-size check: BPTT windows of the corpus (bptt), blocks (windows)."""
+        tokens = len(self.prepare()["train"])
+        return (
+            max(tokens // (self.bptt + 1), 1)
+            if self.batching == "bptt"
+            else max((tokens - 1) // self.bptt, 1)
+        )
 
     def _world(self) -> tuple[int, int]:
         found_world, found_rank = distributed_world()
@@ -390,6 +412,7 @@ class LanguageModelDataModule(BaseDataModule):
         return self.dataset(split)
 
     def train_dataloader(self) -> ResumableDataLoader:
+        self._ensure_layout()
         return build_dataloader(
             self.dataset("train"),
             self.batch_sampler("train"),
@@ -402,6 +425,7 @@ class LanguageModelDataModule(BaseDataModule):
         )
 
     def _eval_loader(self, split: str) -> DataLoader:
+        self._ensure_layout()
         workers = self.num_workers
         return DataLoader(
             self.dataset(split),
