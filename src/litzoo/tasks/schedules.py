@@ -62,6 +62,19 @@ class StepFactor(_Warmup):
         return self.gamma ** bisect.bisect_right(self.milestones, step)
 
 
+@dataclass
+class PolyFactor(_Warmup):
+    total_steps: int
+    power: float
+    min_ratio: float
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.ramp(step)
+        progress = min((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 1.0)
+        return self.min_ratio + (1.0 - self.min_ratio) * (1.0 - progress) ** self.power
+
+
 def _warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int, warmup_ratio: float = 0.0) -> int:
     steps = max(int(round(warmup_epochs * steps_per_epoch)), int(round(warmup_ratio * total_steps)))
     return min(steps, max(total_steps - 1, 0))
@@ -94,3 +107,11 @@ def constant_with_warmup(optimizer: Optimizer, total_steps: int, steps_per_epoch
     """A constant lr after an optional linear warmup."""
     warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)
     return LambdaLR(optimizer, StepFactor(warmup, warmup_start_factor, [], 1.0))
+
+
+def poly_with_warmup(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: float = 0.9,
+                     min_lr_ratio: float = 0.0, warmup_epochs: float = 0, warmup_start_factor: float = 0.1) -> LambdaLR:
+    """Linear warmup, then ``min_lr_ratio + (1 - min_lr_ratio) * (1 - progress) ** power`` of lr: the "poly"
+    schedule of DeepLab, PSPNet and MMSegmentation (power 0.9)."""
+    warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)
+    return LambdaLR(optimizer, PolyFactor(warmup, warmup_start_factor, total_steps, power, min_lr_ratio))
