@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
-
 from conftest import CONFIG_DIR, ROOT
+from omegaconf import OmegaConf
 
 SRC = ROOT / "src" / "litzoo"
 FAMILY_PACKAGES = ("litzoo.tasks", "litzoo.datamodules", "litzoo.models", "litzoo.metrics")
@@ -41,25 +40,35 @@ def modules_under(package: str) -> Iterator[tuple[str, Path]]:
 
 
 def violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
-    return [f"{module} imports {name}" for module, path in modules_under(package)
-            for name in sorted(imports_of(path)) if name.startswith(forbidden)]
+    return [
+        f"{module} imports {name}"
+        for module, path in modules_under(package)
+        for name in sorted(imports_of(path))
+        if name.startswith(forbidden)
+    ]
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [
-    ("litzoo.platform", (*FAMILY_PACKAGES, "litzoo.predict")),
-    ("litzoo.models", ("litzoo.datamodules", "litzoo.tasks", "litzoo.platform.runner")),
-    ("litzoo.datamodules", ("litzoo.models", "litzoo.tasks")),
-    ("litzoo.data", (*FAMILY_PACKAGES, "litzoo.text", "litzoo.vision")),
-    ("litzoo.text", (*FAMILY_PACKAGES, "litzoo.data")),
-    ("litzoo.vision", (*FAMILY_PACKAGES, "litzoo.data")),
-])
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("litzoo.platform", (*FAMILY_PACKAGES, "litzoo.predict")),
+        ("litzoo.models", ("litzoo.datamodules", "litzoo.tasks", "litzoo.platform.runner")),
+        ("litzoo.datamodules", ("litzoo.models", "litzoo.tasks")),
+        ("litzoo.data", (*FAMILY_PACKAGES, "litzoo.text", "litzoo.vision")),
+        ("litzoo.text", (*FAMILY_PACKAGES, "litzoo.data")),
+        ("litzoo.vision", (*FAMILY_PACKAGES, "litzoo.data")),
+    ],
+)
 def test_arrows_point_down(package, forbidden):
     assert violations(package, forbidden) == []
 
 
 def test_nothing_imports_the_cli():
-    importers = [module for module, path in modules_under("litzoo")
-                 if "litzoo.platform.cli" in imports_of(path) and module != "litzoo.platform.cli"]
+    importers = [
+        module
+        for module, path in modules_under("litzoo")
+        if "litzoo.platform.cli" in imports_of(path) and module != "litzoo.platform.cli"
+    ]
     assert importers == []
 
 

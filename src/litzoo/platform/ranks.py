@@ -76,8 +76,14 @@ def ddp_child_argv(argv: list[str], environ: Mapping[str, str]) -> list[str]:
         config_dirs = [f"--config-dir={d}" for d in spec.get("config_dirs", [])]
         # hydra.mode=RUN: a config that sets `hydra.mode: MULTIRUN` (an hparams_search file)
         # would otherwise make the child start a sweep of its own.
-        return [argv[0], *config_dirs, *spec["overrides"], f"hydra.run.dir={spec['run_dir']}", "hydra.mode=RUN",
-                *kept]
+        return [
+            argv[0],
+            *config_dirs,
+            *spec["overrides"],
+            f"hydra.run.dir={spec['run_dir']}",
+            "hydra.mode=RUN",
+            *kept,
+        ]
     name = _launched_rank_job_name(environ)
     if name is None:
         return argv
@@ -106,5 +112,3 @@ def _env_int(environ: Mapping[str, str], name: str) -> int | None:
         return int(environ[name])
     except (KeyError, ValueError):
         return None
-
-

@@ -120,12 +120,15 @@ class RunDir:
             path = Path(name).expanduser()
             path = path if path.is_absolute() or path.is_file() else self.checkpoint_dir / path
             if not path.is_file():
-                raise CheckpointError(f"Checkpoint {path} does not exist. The run's checkpoints are in "
-                                      f"{self.checkpoint_dir}.")
+                raise CheckpointError(
+                    f"Checkpoint {path} does not exist. The run's checkpoints are in {self.checkpoint_dir}."
+                )
             return path
         if not self.path.is_dir():
-            raise CheckpointError(f"Run directory {self.path} does not exist. Give the folder a training run wrote "
-                                  "(outputs/<task>/<model>/<time>).")
+            raise CheckpointError(
+                f"Run directory {self.path} does not exist. Give the folder a training run wrote "
+                "(outputs/<task>/<model>/<time>)."
+            )
         best = self.record().get("best_checkpoint")
         if best:  # this directory's own copy first (the run directory may have been moved)
             for candidate in (self.checkpoint_dir / Path(best).name, Path(best)):
@@ -137,8 +140,9 @@ class RunDir:
 
         newest = newest_intact_checkpoint(self.checkpoint_dir)
         if newest is None:
-            raise CheckpointError(f"No checkpoint in {self.checkpoint_dir}: the run did not save one. Use a run "
-                                  "that trained.")
+            raise CheckpointError(
+                f"No checkpoint in {self.checkpoint_dir}: the run did not save one. Use a run that trained."
+            )
         return newest
 
     # --- artifacts ------------------------------------------------------------------------------

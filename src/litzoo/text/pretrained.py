@@ -52,7 +52,9 @@ def resolve_pretrained(name_or_path: str | Path) -> str | Path:
     path = Path(text).expanduser()
     if path.is_dir():
         return path
-    looks_like_path = text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or path.suffix == ".json"
+    looks_like_path = (
+        text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or path.suffix == ".json"
+    )
     if looks_like_path:
         raise DependencyError(
             f"Checkpoint directory {path} does not exist. Set model.pretrained to a local Hugging Face checkpoint "
@@ -100,7 +102,10 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
 def max_sequence_length(config: Any) -> int:
     """Longest input the model's position embeddings allow (RoBERTa-style models reserve pad_id + 1 slots)."""
     positions = int(getattr(config, "max_position_embeddings", 512))
-    if "roberta" in str(getattr(config, "model_type", "")) or getattr(config, "model_type", "") == "camembert":
+    if (
+        "roberta" in str(getattr(config, "model_type", ""))
+        or getattr(config, "model_type", "") == "camembert"
+    ):
         positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
     return positions
 
@@ -135,4 +140,3 @@ def load_pretrained_config(name_or_path: str | Path) -> Any:  # a transformers P
         return AutoConfig.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as error:
         raise load_failure(source, "configuration", error) from None
-

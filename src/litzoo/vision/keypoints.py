@@ -187,4 +187,3 @@ def flip_back(heatmaps: torch.Tensor, flip_pairs: Sequence[tuple[int, int]]) -> 
     for left, right in flip_pairs:
         order[left], order[right] = right, left
     return flipped[:, order]
-

@@ -24,7 +24,6 @@ CIFAR10_LAYOUT = """\
 (the official python version, cifar-10-python.tar.gz, extracted in <root>)"""
 
 
-
 def check_imagefolder(data: Mapping[str, Any]) -> None:
     """Check `root/train/<class>/<images>` and `root/val/<class>/...`."""
     root = Path(str(data["root"])).expanduser()
@@ -40,8 +39,10 @@ def check_imagefolder(data: Mapping[str, Any]) -> None:
             raise layout_error(name, root, f"'{split}/' holds no class folders", IMAGEFOLDER_LAYOUT)
         if not any(_has_image(c) for c in classes):
             raise layout_error(
-                name, root, f"the class folders in '{split}/' hold no image files "
-                f"({', '.join(IMAGE_EXTENSIONS)})", IMAGEFOLDER_LAYOUT,
+                name,
+                root,
+                f"the class folders in '{split}/' hold no image files ({', '.join(IMAGE_EXTENSIONS)})",
+                IMAGEFOLDER_LAYOUT,
             )
     train_classes = {p.name for p in (root / "train").iterdir() if p.is_dir()}
     for split in ("val", "test"):
@@ -50,22 +51,21 @@ def check_imagefolder(data: Mapping[str, Any]) -> None:
         unknown = {p.name for p in (root / split).iterdir() if p.is_dir()} - train_classes
         if unknown:
             raise layout_error(
-                name, root, f"'{split}/' has class folders that 'train/' lacks: {', '.join(sorted(unknown))}",
+                name,
+                root,
+                f"'{split}/' has class folders that 'train/' lacks: {', '.join(sorted(unknown))}",
                 IMAGEFOLDER_LAYOUT,
             )
-
 
 
 def _has_image(folder: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir())
 
 
-
 def cifar10_dir(root: Path) -> Path:
     """The folder holding the CIFAR-10 batches: `root/cifar-10-batches-py`, or root itself."""
     nested = root / "cifar-10-batches-py"
     return nested if nested.is_dir() else root
-
 
 
 def check_cifar10(data: Mapping[str, Any]) -> None:

@@ -32,7 +32,6 @@ VOC_LAYOUT = """\
 (root is the VOCdevkit folder; the sets come from data.train_sets / val_set / test_set as [year, split])"""
 
 
-
 def check_coco(data: Mapping[str, Any]) -> None:
     """Check COCO's own layout for the configured splits and the annotation files of `data.targets`."""
     root = Path(str(data["root"])).expanduser()
@@ -46,11 +45,16 @@ def check_coco(data: Mapping[str, Any]) -> None:
             continue
         annotation = root / "annotations" / f"{stem}_{split}.json"
         if not annotation.is_file():
-            raise layout_error(name, root, f"there is no annotation file annotations/{annotation.name} "
-                        f"(data.{key}={split})", COCO_LAYOUT)
+            raise layout_error(
+                name,
+                root,
+                f"there is no annotation file annotations/{annotation.name} (data.{key}={split})",
+                COCO_LAYOUT,
+            )
         if not (root / str(split)).is_dir():
-            raise layout_error(name, root, f"there is no image folder '{split}/' (data.{key}={split})", COCO_LAYOUT)
-
+            raise layout_error(
+                name, root, f"there is no image folder '{split}/' (data.{key}={split})", COCO_LAYOUT
+            )
 
 
 def check_coco_custom(data: Mapping[str, Any]) -> None:
@@ -63,12 +67,15 @@ def check_coco_custom(data: Mapping[str, Any]) -> None:
         if annotation is None:
             continue
         if not Path(str(annotation)).expanduser().is_file():
-            raise DataError(f"data={name}: data.{split}_ann={annotation} is not an existing file. "
-                            f"Expected:\n{COCO_CUSTOM_LAYOUT}")
+            raise DataError(
+                f"data={name}: data.{split}_ann={annotation} is not an existing file. "
+                f"Expected:\n{COCO_CUSTOM_LAYOUT}"
+            )
         if not Path(str(images)).expanduser().is_dir():
-            raise DataError(f"data={name}: data.{split}_images={images} is not an existing folder. "
-                            f"Expected:\n{COCO_CUSTOM_LAYOUT}")
-
+            raise DataError(
+                f"data={name}: data.{split}_images={images} is not an existing folder. "
+                f"Expected:\n{COCO_CUSTOM_LAYOUT}"
+            )
 
 
 def check_voc(data: Mapping[str, Any]) -> None:
@@ -83,7 +90,12 @@ def check_voc(data: Mapping[str, Any]) -> None:
             continue
         year, split = (str(v) for v in entry)
         base = root if root.name == f"VOC{year}" else root / f"VOC{year}"
-        for needed in (base / "Annotations", base / "JPEGImages", base / "ImageSets" / "Main" / f"{split}.txt"):
+        for needed in (
+            base / "Annotations",
+            base / "JPEGImages",
+            base / "ImageSets" / "Main" / f"{split}.txt",
+        ):
             if not needed.exists():
-                raise layout_error(name, root, f"{needed.relative_to(root)} is missing (set [{year}, {split}])",
-                            VOC_LAYOUT)
+                raise layout_error(
+                    name, root, f"{needed.relative_to(root)} is missing (set [{year}, {split}])", VOC_LAYOUT
+                )

@@ -20,14 +20,15 @@ def check_glue(data: Mapping[str, Any]) -> None:
     check_glue_folder(str(data["root"]), str(data["glue_task"]))
 
 
-
 def check_trec(data: Mapping[str, Any]) -> None:
     """Check a TREC folder holds the training and test `.label` files."""
     from litzoo.datamodules.text_classification.trec import TREC_FILES
 
     root = Path(str(data["root"])).expanduser()
     files = {**TREC_FILES, **dict(data.get("files") or {})}
-    layout = "\n".join(f"  <root>/{name}   ({split}; one `LABEL:sub question` per line)" for split, name in files.items())
+    layout = "\n".join(
+        f"  <root>/{name}   ({split}; one `LABEL:sub question` per line)" for split, name in files.items()
+    )
     if not root.is_dir():
         raise layout_error(data.get("name", "trec"), root, "the directory does not exist", layout)
     missing = [name for name in files.values() if not (root / name).is_file()]
@@ -35,18 +36,22 @@ def check_trec(data: Mapping[str, Any]) -> None:
         raise layout_error(data.get("name", "trec"), root, f"missing file(s) {', '.join(missing)}", layout)
 
 
-
 def check_imdb(data: Mapping[str, Any]) -> None:
     """Check the unpacked `aclImdb` tree (train and test, each with pos/ and neg/)."""
     from litzoo.datamodules.text_classification.imdb import find_imdb_root
 
     base = find_imdb_root(str(data["root"]))
-    layout = "  <root>/train/pos/<id>_<rating>.txt, <root>/train/neg/..., <root>/test/pos/..., <root>/test/neg/..."
-    missing = [f"{split}/{label}" for split in ("train", "test") for label in ("pos", "neg")
-               if not (base / split / label).is_dir()]
+    layout = (
+        "  <root>/train/pos/<id>_<rating>.txt, <root>/train/neg/..., <root>/test/pos/..., <root>/test/neg/..."
+    )
+    missing = [
+        f"{split}/{label}"
+        for split in ("train", "test")
+        for label in ("pos", "neg")
+        if not (base / split / label).is_dir()
+    ]
     if missing:
         raise layout_error(data.get("name", "imdb"), base, f"missing folder(s) {', '.join(missing)}", layout)
-
 
 
 def check_text_tabular(data: Mapping[str, Any]) -> None:
