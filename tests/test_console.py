@@ -216,3 +216,54 @@ def test_a_default_run_reports_its_size_on_disk(default_run):
     assert abs(record["disk_bytes"] - RunDir(run_dir).size_bytes()) < 100  # run.json itself grew a little
     megabytes = f"{record['disk_bytes'] / 1e6:.1f} MB"
     assert f"Run directory: {run_dir} ({megabytes})" in stdout
+
+
+def test_hydra_verbose_shows_litzoo_debug_lines_and_keeps_matplotlib_at_info(tmp_path):
+    from types import SimpleNamespace
+
+    from conftest import CONFIG_DIR
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import configure_log
+    from omegaconf import open_dict
+
+    from litzoo.platform.loggers import LogDataSummary
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=["hydra.verbose=true"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        cfg.hydra.job.name = "train"
+    root = logging.getLogger()
+    names = ("matplotlib", "PIL", "fsspec", "litzoo")
+    saved = root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names}
+    try:
+        configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
+        logging.getLogger("matplotlib.font_manager").debug("findfont: score(FontEntry(...)) = 10.05")
+        logging.getLogger("PIL.PngImagePlugin").debug("STREAM b'IHDR' 16 13")
+        trainer = SimpleNamespace(
+            datamodule=SimpleNamespace(
+                train_set=[0] * 7, val_set=[0] * 2, test_set=None, batch_size=4, eval_batch_size=8
+            ),
+            world_size=2,
+            num_devices=2,
+            num_nodes=1,
+            accumulate_grad_batches=3,
+        )
+        LogDataSummary().setup(trainer, None, "fit")
+        for handler in root.handlers:
+            handler.flush()
+        text = (tmp_path / "train.log").read_text()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], level, levels = saved
+        root.setLevel(level)
+        for name, value in levels.items():
+            logging.getLogger(name).setLevel(value)
+    assert "findfont" not in text and "IHDR" not in text
+    assert "[litzoo][DEBUG] - SimpleNamespace (fit): train 7, val 2 samples" in text
+    assert "4 per device for training, 8 for evaluation" in text and "accumulate_grad_batches=3" in text

@@ -7,7 +7,8 @@ once.
 TensorBoard gets the same effect from `purge_step`, W&B by reusing the run id.
 
 `DenseLoggingForShortRuns` logs steps often enough that a short run's curves have points
-to draw; `LogSplitSizes` writes the split sizes at DEBUG level (`hydra.verbose=true`).
+to draw; `LogDataSummary` writes the split sizes and the batch decision at DEBUG level
+(`hydra.verbose=true`).
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ class DenseLoggingForShortRuns(pl.Callback):
             trainer.log_every_n_steps = dense
 
 
-class LogSplitSizes(pl.Callback):
-    """The number of samples per split, at DEBUG level, once the datamodule has set them up."""
+class LogDataSummary(pl.Callback):
+    """At DEBUG level (`hydra.verbose=true`), once the datamodule is set up: the samples per split
+    and how the batch was decided (per device, eval, world size, accumulation)."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
@@ -134,9 +136,25 @@ class LogSplitSizes(pl.Callback):
                     sizes[split] = len(dataset)
                 except TypeError:  # an iterable dataset without a length
                     sizes[split] = "?"
+        name = type(datamodule).__name__
         log.debug(
             "%s (%s): %s samples",
-            type(datamodule).__name__,
-            stage,
+            name,
+            getattr(stage, "value", stage),
             ", ".join(f"{k} {v}" for k, v in sizes.items()) or "no splits",
+        )
+        batch, eval_batch = (
+            getattr(datamodule, "batch_size", None),
+            getattr(datamodule, "eval_batch_size", None),
+        )
+        log.debug(
+            "%s batches: %s per device for training, %s for evaluation (data.batch_size, data.eval_batch_size); "
+            "world size %d (%d device(s) x %d node(s)), accumulate_grad_batches=%d",
+            name,
+            batch,
+            eval_batch,
+            trainer.world_size,
+            trainer.num_devices,
+            trainer.num_nodes,
+            trainer.accumulate_grad_batches,
         )

@@ -202,7 +202,7 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     from litzoo.platform.checkpointing import AtomicCheckpointIO
     from litzoo.platform.distributed import RankWatchdog
     from litzoo.platform.guards import NonFiniteGuard, PreemptionCheckpoint, ResumeState
-    from litzoo.platform.loggers import LogSplitSizes
+    from litzoo.platform.loggers import LogDataSummary
     from litzoo.platform.registry import build
     from litzoo.platform.scaling import resolve_precision, scale_learning_rate
 
@@ -237,7 +237,7 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ModelSummary)]
     # A summary callback of ours stands in for Lightning's default one (which would only say so).
     own_summary = any(isinstance(c, pl.callbacks.ModelSummary) for c in callbacks)
-    callbacks += [ResumeState(), preemption, guard, LogSplitSizes()]
+    callbacks += [ResumeState(), preemption, guard, LogDataSummary()]
     loggers = [instantiate(c, _convert_="all", **_logger_resume_kwargs(c, previous, resume))
                for c in (cfg.get("logger") or {}).values() if c]
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator", "auto"))
