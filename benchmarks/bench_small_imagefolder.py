@@ -16,7 +16,8 @@ Side by side, on the same files, with the same ResNet-18 (timm, 1 input channel)
   accuracy after the last epoch.
 
     python benchmarks/bench_small_imagefolder.py                 # all three, 3 seeds each
-    python benchmarks/bench_small_imagefolder.py --seeds 1 --skip-old
+    python benchmarks/bench_small_imagefolder.py --seeds 1 --sides new,plain
+    python benchmarks/bench_small_imagefolder.py --sides old --workdir /tmp/photos   # the slow 224-px side alone
 """
 
 from __future__ import annotations
@@ -60,9 +61,19 @@ def make_photos(root: Path, seed: int = 0) -> Path:
 
 
 def litzoo_run(root: Path, run_dir: Path, seed: int, extra: list[str], epochs: int) -> dict:
-    args = [sys.executable, str(ROOT / "train.py"), "data=imagefolder", f"data.root={root}", "data.in_chans=1",
-            f"seed={seed}", f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
-            "callbacks.progress_bar=null", f"hydra.run.dir={run_dir}", *extra]
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "data=imagefolder",
+        f"data.root={root}",
+        "data.in_chans=1",
+        f"seed={seed}",
+        f"trainer.max_epochs={epochs}",
+        "trainer.enable_progress_bar=false",
+        "callbacks.progress_bar=null",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
     start = time.perf_counter()
     result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
@@ -87,7 +98,9 @@ def plain_timm_loop(root: Path, seed: int, epochs: int, batch_size: int = 64) ->
     grey = v2.Grayscale(1)
     train = datasets.ImageFolder(str(root / "train"), v2.Compose([grey, v2.RandomHorizontalFlip(), *finish]))
     test = datasets.ImageFolder(str(root / "test"), v2.Compose([grey, *finish]))
-    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
     net = timm.create_model("resnet18", num_classes=2, in_chans=1)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = epochs * math.ceil(len(train) / batch_size)
@@ -107,26 +120,45 @@ def plain_timm_loop(root: Path, seed: int, epochs: int, batch_size: int = 64) ->
     return {"acc": acc, "seconds": time.perf_counter() - start, "chosen": []}
 
 
+SIDES = {
+    "new": "litzoo (default recipe)",
+    "plain": "plain timm loop, 32 px",
+    "old": "litzoo, pre-0.2 defaults (224 px, scale 0.08-1)",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=12, help="the default recipe's (conf/trainer/default.yaml)")
-    parser.add_argument("--skip-old", action="store_true", help="leave out the run with the pre-0.2 defaults")
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="the default recipe's (conf/trainer/default.yaml)"
+    )
+    parser.add_argument("--sides", default="new,plain,old", help=f"comma-separated, of {', '.join(SIDES)}")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep the photos and runs here (default: a temp dir)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_photos(Path(tmp) / "photos")
-        sides = {"litzoo (default recipe)": lambda s: litzoo_run(root, Path(tmp) / f"new{s}", s, [], args.epochs),
-                 "plain timm loop, 32 px": lambda s: plain_timm_loop(root, s, args.epochs)}
-        if not args.skip_old:
-            sides["litzoo, pre-0.2 defaults (224 px, scale 0.08-1)"] = lambda s: litzoo_run(
-                root, Path(tmp) / f"old{s}", s, OLD_DEFAULTS, args.epochs)
-        results = {name: [side(seed) for seed in range(args.seeds)] for name, side in sides.items()}
-    print(f"\n200 grey 32-px photos, 2 classes (140 train / 30 val / 30 test), ResNet-18, {args.epochs} epochs, "
-          f"seeds 0..{args.seeds - 1}")
+        work = args.workdir or Path(tmp)
+        root = make_photos(work / "photos")
+        run = {
+            "new": lambda s: litzoo_run(root, work / f"new{s}", s, [], args.epochs),
+            "plain": lambda s: plain_timm_loop(root, s, args.epochs),
+            "old": lambda s: litzoo_run(root, work / f"old{s}", s, OLD_DEFAULTS, args.epochs),
+        }
+        results = {}
+        for side in args.sides.split(","):
+            results[SIDES[side]] = [run[side](seed) for seed in range(args.seeds)]
+    print(
+        f"\n200 grey 32-px photos, 2 classes (140 train / 30 val / 30 test), ResNet-18, {args.epochs} epochs, "
+        f"seeds 0..{args.seeds - 1}"
+    )
     for name, runs in results.items():
         accs = [r["acc"] for r in runs]
-        print(f"  {name:50s} test acc {statistics.mean(accs):.3f} (per seed: "
-              f"{', '.join(f'{a:.3f}' for a in accs)}), {statistics.mean(r['seconds'] for r in runs):.0f} s per run")
+        print(
+            f"  {name:50s} test acc {statistics.mean(accs):.3f} (per seed: "
+            f"{', '.join(f'{a:.3f}' for a in accs)}), {statistics.mean(r['seconds'] for r in runs):.0f} s per run"
+        )
         for line in runs[0]["chosen"]:
             print(f"      {line}")
 
