@@ -132,6 +132,15 @@ def test_a_relation_unseen_in_training_is_refused_at_test_time_unless_allowed(fi
     message = str(error.value)
     assert f"{test}, line 46" in message and "'flat:name' never occurs in the training data" in message
     assert "data.unknown_relations=allow" in message
+    cfg = compose(["task=dependency_parsing", "data=conllu", f"data.root={root}"])
+    with pytest.raises(DataError, match=rf"{test}, line 46: the relation 'flat:name'"):
+        validate(cfg, [Path("conf")])  # before torch: the layout check reads every split
+    validate(
+        compose(
+            ["task=dependency_parsing", "data=conllu", f"data.root={root}", "data.unknown_relations=allow"]
+        ),
+        [Path("conf")],
+    )
     allowed = TreebankDataModule(root=root, batch_size=4, unknown_relations="allow")
     allowed.setup()
     assert -1 in np.concatenate([s["rels"] for s in allowed.test_set.samples])

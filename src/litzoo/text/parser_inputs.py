@@ -115,12 +115,7 @@ class ParserVocab:
             for word in sentence.words:
                 rel = self.relation_ids.get(str(word.deprel), -1)
                 if rel < 0 and unknown_relations == "error":
-                    raise DataError(
-                        f"{sentence.path}, line {word.line}: the relation {word.deprel!r} never occurs in the training "
-                        f"data, so the parser cannot predict it (known: {', '.join(self.relations[:12])}"
-                        f"{', ...' if len(self.relations) > 12 else ''}). Fix: correct the label, add training "
-                        "sentences with it, or set data.unknown_relations=allow to score such words as mislabeled."
-                    )
+                    raise unknown_relation_error(sentence, word, self.relations)
                 rels.append(rel)
             sample["rels"] = np.asarray(rels, dtype=np.int64)
         return sample
@@ -183,6 +178,26 @@ class ParserVocab:
         )
 
 
+def unknown_relation_error(sentence: Sentence, word: Any, relations: Sequence[str]) -> DataError:
+    """A dev/test word whose relation the training data never has (the parser cannot predict it)."""
+    known = ", ".join(relations[:12]) + (", ..." if len(relations) > 12 else "")
+    return DataError(
+        f"{sentence.path}, line {word.line}: the relation {word.deprel!r} never occurs in the training data, so the "
+        f"parser cannot predict it (known: {known}). Fix: correct the label, add training sentences with it, or "
+        "set data.unknown_relations=allow to score such words as mislabeled."
+    )
+
+
+def check_relations(train: Sequence[Sentence], others: Sequence[Sentence]) -> None:
+    """Refuse the first word of `others` whose relation does not occur in `train`."""
+    counts = Counter(str(w.deprel) for s in train for w in s.words)
+    relations = sorted(counts, key=lambda r: (-counts[r], r))
+    for sentence in others:
+        for word in sentence.words:
+            if str(word.deprel) not in counts:
+                raise unknown_relation_error(sentence, word, relations)
+
+
 class SubwordEncoder:
     """A Hugging Face fast tokenizer's subwords for pre-tokenised sentences, and each word's first subword.
 
@@ -224,10 +239,3 @@ class SubwordEncoder:
             self.truncated_words += int(missing.sum())
             starts[missing] = last
         return {"subwords": np.asarray(encoded["input_ids"], dtype=np.int64), "word_starts": starts}
-
-
-def check_tokens(tokens: Sequence[str], where: str) -> None:
-    """Refuse a word that is only whitespace (it would vanish from a CoNLL-U file)."""
-    for token in tokens:
-        if not token.strip():
-            raise DataError(f"{where}: an empty word; give pre-tokenised words separated by single spaces.")
