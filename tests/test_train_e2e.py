@@ -45,8 +45,9 @@ def test_run_directory_is_a_complete_training_log(cli_run):
     assert (run_dir / "curves.png").stat().st_size > 1000
     log = (run_dir / "train.log").read_text()
     assert "Batch size: 16 per device" in log
-    # The config tree at start and the results table at the end.
-    assert "model_checkpoint" in result.stdout and "test/acc_top1" in result.stdout
+    # What runs at the start (the whole config in train.log) and the results table at the end.
+    assert result.stdout.startswith("classification / resnet18 / digits  seed=42") and "model_checkpoint" in log
+    assert "test/acc_top1" in result.stdout
     assert "Reproduce:" in result.stdout
 
 

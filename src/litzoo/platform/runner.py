@@ -212,6 +212,9 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     warnings.filterwarnings("ignore", message=r".*The number of training batches .* is smaller than.*")
     # The run directory always holds .hydra/ and run.json before the CSV logger starts.
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty.*")
+    # Evaluating another run's checkpoint (train=false ckpt_path=...): its callbacks' bookkeeping of
+    # that run's files is rightly not reloaded; the weights are, and that is all a test needs.
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from .* won't be reloaded.*")
     trust.check_targets(OmegaConf.to_container(cfg, resolve=True), resolve=True)  # aliases, before building
     pl.seed_everything(seed, workers=True, verbose=False)
 
