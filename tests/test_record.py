@@ -164,6 +164,7 @@ def test_a_run_keeps_one_full_checkpoint_and_no_step_checkpoints_once_it_complet
     assert abs(record["disk_bytes"] - RunDir(run_dir).size_bytes()) < 100
 
 
+@pytest.mark.slow
 def test_evaluating_the_best_checkpoint_gives_the_recorded_metrics(trained, tmp_path):
     from conftest import run_in_process
 
@@ -174,6 +175,7 @@ def test_evaluating_the_best_checkpoint_gives_the_recorded_metrics(trained, tmp_
     assert code == 0 and evaluated["metrics"] == record["metrics"]
 
 
+@pytest.mark.slow
 def test_a_completed_run_extends_from_its_last_checkpoint(trained, tmp_path):
     import csv
     import shutil
