@@ -130,6 +130,7 @@ SIDES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument(
         "--epochs", type=int, default=12, help="the default recipe's (conf/trainer/default.yaml)"
     )
@@ -148,7 +149,9 @@ def main() -> None:
         }
         results = {}
         for side in args.sides.split(","):
-            results[SIDES[side]] = [run[side](seed) for seed in range(args.seeds)]
+            results[SIDES[side]] = [
+                run[side](seed) for seed in range(args.first_seed, args.first_seed + args.seeds)
+            ]
     print(
         f"\n200 grey 32-px photos, 2 classes (140 train / 30 val / 30 test), ResNet-18, {args.epochs} epochs, "
         f"seeds 0..{args.seeds - 1}"

@@ -26,7 +26,7 @@ def validate(cfg: DictConfig, config_dirs: Sequence[Path], trust: Trust | None =
     check_targets(OmegaConf.to_container(cfg, resolve=False), trust)
     check_requirements(cfg)  # first: an entry whose extra is not installed names the pip command
     _check_no_missing_values(cfg)
-    _check_checkpoint(cfg)  # first: a checkpoint of another run names the task/model/data that fit it
+    _check_checkpoint(cfg)  # before the pairings: a checkpoint of another run names what fits it
     task = cfg.task.name
     _check_serves(cfg, "model", task, config_dirs)
     _check_serves(cfg, "data", task, config_dirs)
