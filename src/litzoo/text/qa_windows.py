@@ -20,6 +20,7 @@ The tokenizer is passed in (a transformers fast tokenizer); this module imports 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +132,14 @@ def answer_token_span(
     return (start, end) if start <= end else None
 
 
+def _through_combining_marks(text: str, end: int) -> int:
+    """`end` moved past combining marks (a decomposed "e" + U+0308): tokenizers that strip accents end
+    the token's span before them, which would cut them off the answer text."""
+    while end < len(text) and unicodedata.combining(text[end]):
+        end += 1
+    return end
+
+
 def build_windows(
     tokenizer: Any,
     questions: Sequence[str],
@@ -171,9 +180,10 @@ def build_windows(
             ids = encoded["input_ids"][w]
             sequence_ids = encoded.sequence_ids(w)
             offsets = np.full((len(ids), 2), -1, dtype=np.int32)
+            context = contexts[example]
             for t, (s, span) in enumerate(zip(sequence_ids, encoded["offset_mapping"][w])):
                 if s == 1:
-                    offsets[t] = span
+                    offsets[t] = (span[0], _through_combining_marks(context, span[1]))
             windows.input_ids.append(np.asarray(ids, dtype=np.int32))
             if windows.token_type_ids is not None:
                 windows.token_type_ids.append(np.asarray(encoded["token_type_ids"][w], dtype=np.int8))
