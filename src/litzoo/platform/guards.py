@@ -252,7 +252,8 @@ class NonFiniteGuard(pl.Callback):
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        bad_grads = any(not bool(torch.isfinite(g).all()) for g in grads)
+        # A sparse gradient (nn.Embedding(sparse=True)) is checked through its values; isfinite has no sparse kernel.
+        bad_grads = any(not bool(torch.isfinite(g._values() if g.is_sparse else g).all()) for g in grads)
         if not (self._bad_loss or bad_grads):
             return
         if self.policy == "stop":
