@@ -16,8 +16,9 @@ questions as wrong (an honest accuracy over the whole set), ``<set>_covered_acc`
 on covered questions only (what gensim's ``evaluate_word_analogies`` reports, by default over the
 300,000 most frequent words), ``<set>_oov`` the number of uncovered questions, and
 ``<set>_semantic_acc`` / ``<set>_syntactic_acc`` split ``_acc`` by section (``gram*`` sections are
-syntactic). Words are looked up exactly, then case-insensitively (the most frequent variant),
-as gensim does with ``case_insensitive=True``.
+syntactic). Words are looked up case-insensitively (the most frequent variant),
+as gensim does with ``case_insensitive=True``:
+the most frequent case variant stands for all of them.
 
 Scores do not depend on how the items were batched or sharded: cosines are row-wise float64
 dot products, and the analogy answer is decided among the matrix product's 10 best candidates
@@ -134,12 +135,9 @@ class VectorSpace:
         return len(self.words)
 
     def index(self, word: str, limit: int | None = None) -> int | None:
-        """Row of `word`: exact match, then case-insensitive (the most frequent variant); None if absent
-        (or, with `limit`, not among the first `limit` rows)."""
-        query = word.lower() if self.lowercase else word
-        found = self.exact.get(query)
-        if found is None or (limit is not None and found >= limit):
-            found = self.folded.get(query.lower())
+        """Row of `word`, case-insensitively: the most frequent of the vocabulary's case variants (as gensim's
+        ``case_insensitive=True``); None if absent (or, with `limit`, not among the first `limit` rows)."""
+        found = self.folded.get(word.lower())
         if found is None or (limit is not None and found >= limit):
             return None
         return found
