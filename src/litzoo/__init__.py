@@ -6,7 +6,7 @@ or timm, so `train.py --help` and config printing stay fast.
 
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def load(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None, device: str = "cpu"):
