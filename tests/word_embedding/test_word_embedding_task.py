@@ -29,8 +29,12 @@ def lee(root: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def lee_run(lee_corpus, tmp_path_factory) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("we") / "run"
-    code, record = run_in_process([*SMALL, *lee(lee_corpus)], run_dir)
+    from omegaconf import OmegaConf
+
+    overrides = [*SMALL, *lee(lee_corpus)]
+    code, record = run_in_process(overrides, run_dir)
     assert code == 0 and record["status"] == "completed", record.get("error")
+    OmegaConf.save(compose(overrides), run_dir / ".hydra" / "config.yaml")  # what Hydra writes for a real run
     return run_dir, record
 
 
