@@ -64,6 +64,7 @@ class SquadMetrics:
         self.threshold: float | None = None  # None: tune it (2.0), else predict no answer above it
         self.chosen_threshold: float = 0.0
         self.answers: dict[str, Answer] = {}
+        self.quiet = False  # no warning about a partial split (Lightning's sanity check is one)
 
     def reset(self) -> None:
         self.records = {}
@@ -101,7 +102,7 @@ class SquadMetrics:
     def compute(self) -> Scores:
         decided = self.decide_all()
         examples = [self.examples[i] for i in decided]
-        if len(examples) < len(self.examples):
+        if len(examples) < len(self.examples) and not self.quiet:
             log.warning(
                 "Scored %d of the split's %d questions (the evaluation batches were limited)",
                 len(examples),
@@ -260,6 +261,7 @@ class QuestionAnsweringTask(EvaluatingTask):
         metrics: SquadMetrics = self.metrics_for(stage)
         tune = self.version == "2.0" and self.tune_threshold and stage == "val"
         metrics.threshold = None if tune else self.threshold_in_use()
+        metrics.quiet = self.trainer.sanity_checking
         scores = metrics.compute()  # collective: every rank calls it
         if tune and not self.trainer.sanity_checking:  # every rank tuned the same value from the same answers
             self.null_threshold.fill_(metrics.chosen_threshold)
