@@ -96,9 +96,11 @@ def test_length_penalty_changes_the_choice():
     table[BOS, 3], table[BOS, 4] = 0.5, 0.5  # empty output: log 0.5 over length 1
     table[4, 4], table[4, 3] = 0.1, 0.9  # "a </s>": log 0.45 over length 2
     table /= table.sum(1, keepdim=True)
-    run = lambda a: beam_search(
-        _markov_step(table), lambda s, r: s, None, 1, 2, BOS, EOS, torch.tensor([4]), alpha=a
-    )
+
+    def run(alpha: float) -> list[list[int]]:
+        step = _markov_step(table)
+        return beam_search(step, lambda s, r: s, None, 1, 2, BOS, EOS, torch.tensor([4]), alpha=alpha)
+
     assert run(0.0) == [[]]  # log 0.5 > log 0.45
     assert run(1.0) == [[4]]  # log(0.45) / 2 > log(0.5) / 1
 
