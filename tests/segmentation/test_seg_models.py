@@ -36,6 +36,9 @@ def test_each_model_config_builds_and_predicts_logits_at_the_input_size(name):
     outputs = model(torch.randn(2, 3, 40, 56))
     assert outputs["out"].shape == (2, 5, 40, 56)
     assert ("aux" in outputs) == bool(entry.aux_loss)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    # MobileNetV3's configs replace torchvision's 0.01 running-statistics momentum by 0.1.
+    assert {m.momentum for m in norms} == {0.1}
     if "aux" in outputs:
         assert outputs["aux"].shape == (2, 5, 40, 56)
     outputs["out"].mean().backward()

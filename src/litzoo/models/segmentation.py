@@ -76,8 +76,10 @@ def build_torchvision_segmenter(
     output_stride: int = 8,
     pretrained: str | os.PathLike | None = None,
     weights_path: str | os.PathLike | None = None,
+    bn_momentum: float | None = None,
 ) -> nn.Module:
-    """torchvision's FCN, DeepLabV3 or LR-ASPP with a chosen backbone and output stride (see the module docstring)."""
+    """torchvision's FCN, DeepLabV3 or LR-ASPP with a chosen backbone and output stride (see the module
+    docstring); ``bn_momentum`` (if given) replaces every batch norm's running-statistics momentum."""
     _check_torchvision(head, backbone, output_stride, aux_loss)
     if backbone in RESNETS:
         model = _resnet_segmenter(head, backbone, num_classes, aux_loss, output_stride, pretrained)
@@ -85,6 +87,21 @@ def build_torchvision_segmenter(
         model = _mobilenet_segmenter(head, num_classes, aux_loss, output_stride, pretrained)
     if weights_path is not None:
         _load_weights(model, weights_path, f"{head}_{backbone} weights", prefixes=("net.", "model."))
+    return set_bn_momentum(model, bn_momentum)
+
+
+def set_bn_momentum(model: nn.Module, momentum: float | None) -> nn.Module:
+    """Set the running-statistics momentum of every batch norm (``None`` keeps each library's own).
+
+    torchvision's MobileNetV3 uses 0.01: its running statistics trail the training statistics by
+    hundreds of steps, so a model trained from scratch for a few epochs evaluates as if untrained
+    (everything predicted as the majority class) long after it has learnt. PyTorch's default and
+    MMSegmentation's, 0.1, follows within tens of steps.
+    """
+    if momentum is not None:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = float(momentum)
     return model
 
 
@@ -248,8 +265,10 @@ def build_timm_segmenter(
     aux_loss: bool = False,
     pretrained: str | os.PathLike | None = None,
     weights_path: str | os.PathLike | None = None,
+    bn_momentum: float | None = None,
 ) -> nn.Module:
-    """A timm encoder (`backbone`) with a semantic-FPN or DeepLabV3+ decoder (see the module docstring)."""
+    """A timm encoder (`backbone`) with a semantic-FPN or DeepLabV3+ decoder (see the module docstring);
+    ``bn_momentum`` as in :func:`set_bn_momentum`."""
     import timm  # deferred: torchvision-only models need not pay for importing timm
 
     if decoder not in DECODERS:
@@ -282,4 +301,4 @@ def build_timm_segmenter(
     model = TimmSegmenter(encoder, head, num_classes, channels[-2] if aux_loss else None)
     if weights_path is not None:
         _load_weights(model, weights_path, f"{decoder}_{backbone} weights", prefixes=("net.", "model."))
-    return model
+    return set_bn_momentum(model, bn_momentum)

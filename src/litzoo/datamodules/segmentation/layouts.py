@@ -22,12 +22,17 @@ def _root(data: Mapping[str, Any], layout: str) -> Path:
     return root
 
 
+def _splits(*names: Any) -> list[str]:
+    """The configured split names in order (train, val, test), each once, unset ones left out."""
+    return list(dict.fromkeys(str(n) for n in names if n is not None))
+
+
 def check_voc_seg(data: Mapping[str, Any]) -> None:
     root = _root(data, formats.VOC_LAYOUT)
     name, year = str(data.get("name", "voc_seg")), data.get("year", 2012)
     train = formats.voc_resolve_train_split(root, year, str(data.get("train_split", "auto")))
-    for split in {train, data.get("val_split", "val"), data.get("test_split")} - {None}:
-        formats.voc_split(root, year, str(split), name)
+    for split in _splits(train, data.get("val_split", "val"), data.get("test_split")):
+        formats.voc_split(root, year, split, name)
 
 
 def check_ade20k(data: Mapping[str, Any]) -> None:
