@@ -29,8 +29,14 @@ def test_train_then_checkpoint_eval_is_exact_and_predicts(tmp_path):
     assert code2 == 0, again
     for key in ("test/bleu", "test/chrf", "test/loss"):
         assert again["metrics"][key] == record["metrics"][key]
-    from litzoo.tasks.translation import TranslationTask
+    from omegaconf import OmegaConf
 
+    from litzoo.tasks.translation import TranslationTask
+    from tests.conftest import compose
+
+    # run_in_process does not write Hydra's files; from_run_dir reads the task target from them.
+    overrides = [*TINY, f"paths.data_dir={tmp_path / 'data'}"]
+    OmegaConf.save(compose(overrides, run_dir=tmp_path / "run"), tmp_path / "run" / ".hydra" / "config.yaml")
     task = TranslationTask.from_run_dir(tmp_path / "run")
     out = task.predict_inputs(["The dog sees a cat."])
     assert out[0]["source"] == "The dog sees a cat." and isinstance(out[0]["translation"], str)
