@@ -26,10 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_run(every: int | None, epochs: int, run_dir: Path) -> tuple[float, int]:
-    args = [sys.executable, str(ROOT / "train.py"), f"trainer.max_epochs={epochs}", "test=false",
-            "trainer.enable_progress_bar=false", "callbacks.model_checkpoint.save_last=false",
-            f"hydra.run.dir={run_dir}"]
-    args.append(f"callbacks.step_checkpoint.every_n_train_steps={every}" if every else "callbacks.step_checkpoint=null")
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"trainer.max_epochs={epochs}",
+        "test=false",
+        "trainer.enable_progress_bar=false",
+        "callbacks.model_checkpoint.save_last=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    args.append(
+        f"callbacks.step_checkpoint.every_n_train_steps={every}"
+        if every
+        else "callbacks.step_checkpoint=null"
+    )
     start = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True, cwd=ROOT)
     elapsed = time.perf_counter() - start
@@ -40,7 +50,9 @@ def one_run(every: int | None, epochs: int, run_dir: Path) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--every", type=int, default=20)
     args = parser.parse_args()
@@ -56,8 +68,10 @@ def main() -> None:
     print(f"{'setting':<24}{'seconds (median)':>18}{'overhead':>10}  all rounds")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:<24}{median:>18.2f}{100 * (median - base) / base:>9.1f}%  "
-              + ", ".join(f"{v:.2f}" for v in values))
+        print(
+            f"{name:<24}{median:>18.2f}{100 * (median - base) / base:>9.1f}%  "
+            + ", ".join(f"{v:.2f}" for v in values)
+        )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,18 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 # No validation, test, checkpoints, progress bar or curves: training steps only.
 QUIET = [
-    "test=false", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "trainer.max_epochs=1000",
-    "trainer.enable_progress_bar=false", "callbacks.progress_bar=null", "callbacks.model_summary=null",
-    "callbacks.model_checkpoint=null", "callbacks.step_checkpoint=null", "callbacks.lr_monitor=null",
-    "trainer.log_every_n_steps=50", "trust.allow=[bench_ddp_cpu]",
+    "test=false",
+    "trainer.limit_val_batches=0",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.max_epochs=1000",
+    "trainer.enable_progress_bar=false",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "callbacks.model_checkpoint=null",
+    "callbacks.step_checkpoint=null",
+    "callbacks.lr_monitor=null",
+    "trainer.log_every_n_steps=50",
+    "trust.allow=[bench_ddp_cpu]",
     "+callbacks.step_timer._target_=bench_ddp_cpu.StepTimer",
 ]
 
@@ -73,8 +81,16 @@ class StepTimer(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         out = Path(trainer.default_root_dir) / f"bench_rank{trainer.global_rank}.json"
-        out.write_text(json.dumps({"rank": trainer.global_rank, "world_size": trainer.world_size,
-                                   "steps": self.steps, "seconds": self.end - (self.start or self.end)}))
+        out.write_text(
+            json.dumps(
+                {
+                    "rank": trainer.global_rank,
+                    "world_size": trainer.world_size,
+                    "steps": self.steps,
+                    "seconds": self.end - (self.start or self.end),
+                }
+            )
+        )
 
 
 @dataclass
@@ -94,28 +110,57 @@ def cpu_configs(batch: int, cores: int) -> list[Config]:
     return [
         Config("1 process", ["trainer=default", f"data.batch_size={batch}"], 1, batch, cores),
         Config("1 process, 1 thread", ["trainer=default", f"data.batch_size={batch}"], 1, batch, 1),
-        Config("ddp_cpu, same global batch", ["trainer=ddp_cpu", f"data.batch_size={batch // 2}"], 2, batch // 2,
-               max(1, cores // 2)),
-        Config("ddp_cpu, same per-device batch", ["trainer=ddp_cpu", f"data.batch_size={batch}"], 2, batch,
-               max(1, cores // 2)),
+        Config(
+            "ddp_cpu, same global batch",
+            ["trainer=ddp_cpu", f"data.batch_size={batch // 2}"],
+            2,
+            batch // 2,
+            max(1, cores // 2),
+        ),
+        Config(
+            "ddp_cpu, same per-device batch",
+            ["trainer=ddp_cpu", f"data.batch_size={batch}"],
+            2,
+            batch,
+            max(1, cores // 2),
+        ),
     ]
 
 
 def gpu_configs(batch: int) -> list[Config]:
-    common = ["trainer=gpu", "model=resnet50", "data.image_size=224", "data.num_workers=8", "data.augment=false",
-              f"data.batch_size={batch}", "trainer.benchmark=true"]
-    return [Config("GPU fp32 (32-true)", [*common, "trainer.precision=32-true"], 1, batch, 8),
-            Config("GPU bf16-mixed", [*common, "trainer.precision=bf16-mixed"], 1, batch, 8)]
+    common = [
+        "trainer=gpu",
+        "model=resnet50",
+        "data.image_size=224",
+        "data.num_workers=8",
+        "data.augment=false",
+        f"data.batch_size={batch}",
+        "trainer.benchmark=true",
+    ]
+    return [
+        Config("GPU fp32 (32-true)", [*common, "trainer.precision=32-true"], 1, batch, 8),
+        Config("GPU bf16-mixed", [*common, "trainer.precision=bf16-mixed"], 1, batch, 8),
+    ]
 
 
 def run(config: Config, warmup: int, steps: int, workdir: Path) -> float:
     """One train.py run; returns global samples/s over the timed steps."""
     run_dir = workdir / f"{config.name.replace(' ', '_').replace(',', '')}_{time.monotonic_ns()}"
-    env = {**os.environ, "OMP_NUM_THREADS": str(config.threads), "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    args = [sys.executable, str(ROOT / "train.py"), *config.overrides, *QUIET,
-            f"+callbacks.step_timer.warmup={warmup}", f"trainer.max_steps={warmup + steps}",
-            f"hydra.run.dir={run_dir}"]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(config.threads),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *config.overrides,
+        *QUIET,
+        f"+callbacks.step_timer.warmup={warmup}",
+        f"trainer.max_steps={warmup + steps}",
+        f"hydra.run.dir={run_dir}",
+    ]
     result = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=3600)
     if result.returncode != 0:
         raise RuntimeError(f"{config.name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
@@ -127,7 +172,9 @@ def run(config: Config, warmup: int, steps: int, workdir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch", type=int, default=64, help="per-device batch of the 1-process run (B)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
@@ -144,15 +191,21 @@ def main() -> None:
         for _ in range(args.rounds):  # alternate the configurations to spread machine noise
             for config in configs:
                 results[config.name].append(run(config, args.warmup, args.steps, Path(tmp)))
-    print(f"\n{'GPU' if args.gpu else 'CPU'} training throughput, {cores} cores, "
-          f"{args.warmup} warm-up + {args.steps} timed steps, median of {args.rounds} round(s)")
-    print(f"{'configuration':34s} {'procs':>5s} {'batch/dev':>9s} {'global':>6s} {'threads':>7s} "
-          f"{'samples/s':>10s} {'vs first':>8s}")
+    print(
+        f"\n{'GPU' if args.gpu else 'CPU'} training throughput, {cores} cores, "
+        f"{args.warmup} warm-up + {args.steps} timed steps, median of {args.rounds} round(s)"
+    )
+    print(
+        f"{'configuration':34s} {'procs':>5s} {'batch/dev':>9s} {'global':>6s} {'threads':>7s} "
+        f"{'samples/s':>10s} {'vs first':>8s}"
+    )
     baseline = statistics.median(results[configs[0].name])
     for config in configs:
         value = statistics.median(results[config.name])
-        print(f"{config.name:34s} {config.processes:5d} {config.per_device_batch:9d} {config.global_batch:6d} "
-              f"{config.threads:7d} {value:10.1f} {value / baseline:7.2f}x")
+        print(
+            f"{config.name:34s} {config.processes:5d} {config.per_device_batch:9d} {config.global_batch:6d} "
+            f"{config.threads:7d} {value:10.1f} {value / baseline:7.2f}x"
+        )
 
 
 if __name__ == "__main__":

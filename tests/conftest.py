@@ -41,7 +41,9 @@ FAST_RUN = [
 TINY = [*FAST_RUN, "data.image_size=16", "data.batch_size=16"]
 
 
-def compose(overrides: Sequence[str] = (), run_dir: Path | None = None, config_dirs: Sequence[Path] = ()) -> Any:
+def compose(
+    overrides: Sequence[str] = (), run_dir: Path | None = None, config_dirs: Sequence[Path] = ()
+) -> Any:
     """The config `python train.py <overrides>` would run, with Hydra's runtime info set."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -83,13 +85,20 @@ def run_in_process(overrides: Sequence[str], run_dir: Path) -> tuple[int, dict]:
     return code, record
 
 
-def run_cli(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600,
-            cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def run_cli(
+    args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     """`python train.py <args>` in a subprocess."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     environment.pop("HYDRA_FULL_ERROR", None)  # the tests check the short messages users see
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=environment)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=environment,
+    )
 
 
 def read_json(path: Path) -> dict:
@@ -120,4 +129,6 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory, corpus_roots) -> Path:
     from text_fixtures import write_tiny_bert
 
     sentiment, paraphrase = corpus_roots
-    return write_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny", [(sentiment, "sst2"), (paraphrase, "mrpc")])
+    return write_tiny_bert(
+        tmp_path_factory.mktemp("bert") / "tiny", [(sentiment, "sst2"), (paraphrase, "mrpc")]
+    )

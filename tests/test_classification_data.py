@@ -28,14 +28,24 @@ def write_imagefolder(root, layout):
 
 
 def test_imagefolder_reads_grey_and_rgb_files_of_any_size(tmp_path):
-    write_imagefolder(tmp_path, {
-        "train": {"ant": [("RGB", (50, 30)), ("L", (17, 90))], "bee": [("RGBA", (33, 41)), ("L", (64, 64))]},
-        "val": {"ant": [("RGB", (40, 40))], "bee": [("L", (10, 20))]},
-    })
+    write_imagefolder(
+        tmp_path,
+        {
+            "train": {
+                "ant": [("RGB", (50, 30)), ("L", (17, 90))],
+                "bee": [("RGBA", (33, 41)), ("L", (64, 64))],
+            },
+            "val": {"ant": [("RGB", (40, 40))], "bee": [("L", (10, 20))]},
+        },
+    )
     dm = ImageFolderDataModule(str(tmp_path), batch_size=2, num_workers=0, image_size=24, in_chans=3)
     info = dm.info()
     assert {k: info[k] for k in ("num_classes", "in_chans", "image_size", "class_names")} == {
-        "num_classes": 2, "in_chans": 3, "image_size": 24, "class_names": ["ant", "bee"]}
+        "num_classes": 2,
+        "in_chans": 3,
+        "image_size": 24,
+        "class_names": ["ant", "bee"],
+    }
     dm.setup("fit")
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (2, 3, 24, 24) and images.dtype == torch.float32
@@ -50,11 +60,14 @@ def test_imagefolder_reads_grey_and_rgb_files_of_any_size(tmp_path):
 
 
 def test_imagefolder_keeps_train_class_indices_when_val_lacks_a_class(tmp_path):
-    write_imagefolder(tmp_path, {
-        "train": {"a": [("RGB", (8, 8))], "b": [("RGB", (8, 8))], "c": [("RGB", (8, 8))]},
-        "val": {"c": [("RGB", (8, 8))]},
-        "test": {"b": [("RGB", (8, 8))]},
-    })
+    write_imagefolder(
+        tmp_path,
+        {
+            "train": {"a": [("RGB", (8, 8))], "b": [("RGB", (8, 8))], "c": [("RGB", (8, 8))]},
+            "val": {"c": [("RGB", (8, 8))]},
+            "test": {"b": [("RGB", (8, 8))]},
+        },
+    )
     dm = ImageFolderDataModule(str(tmp_path), batch_size=1, num_workers=0, image_size=8)
     dm.setup("fit")
     assert dm.val_set.targets == [2] and dm.test_set.targets == [1]
@@ -81,8 +94,16 @@ def write_cifar(root, per_batch=6, test=4, seed=0):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n).tolist()
         with open(folder / name, "wb") as f:
-            pickle.dump({"batch_label": name, "labels": labels, "data": data, "filenames": [f"{i}.png" for i in range(n)]},
-                        f, protocol=2)
+            pickle.dump(
+                {
+                    "batch_label": name,
+                    "labels": labels,
+                    "data": data,
+                    "filenames": [f"{i}.png" for i in range(n)],
+                },
+                f,
+                protocol=2,
+            )
         images[name] = (data, labels)
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     with open(folder / "batches.meta", "wb") as f:
@@ -92,8 +113,9 @@ def write_cifar(root, per_batch=6, test=4, seed=0):
 
 def test_cifar10_reads_the_official_pickle_format(tmp_path):
     written = write_cifar(tmp_path)
-    dm = Cifar10DataModule(str(tmp_path), batch_size=4, num_workers=0, val_size=5, augment=False,
-                           mean=(0, 0, 0), std=(1, 1, 1))
+    dm = Cifar10DataModule(
+        str(tmp_path), batch_size=4, num_workers=0, val_size=5, augment=False, mean=(0, 0, 0), std=(1, 1, 1)
+    )
     info = dm.info()
     assert info["num_classes"] == 10 and info["class_names"][3] == "cat"
     dm.setup("fit")
@@ -144,16 +166,28 @@ def test_digits_datamodule_shapes_and_normalisation():
 def test_small_images_train_at_their_own_size_with_mild_crops(tmp_path, caplog):
     import logging
 
-    write_imagefolder(tmp_path, {
-        "train": {"ant": [("L", (32, 32))] * 5 + [("L", (40, 30))], "bee": [("L", (32, 32))] * 6},
-        "val": {"ant": [("L", (32, 32))], "bee": [("L", (32, 32))]},
-    })
+    write_imagefolder(
+        tmp_path,
+        {
+            "train": {"ant": [("L", (32, 32))] * 5 + [("L", (40, 30))], "bee": [("L", (32, 32))] * 6},
+            "val": {"ant": [("L", (32, 32))], "bee": [("L", (32, 32))]},
+        },
+    )
     with caplog.at_level(logging.INFO, logger="litzoo"):
-        dm = ImageFolderDataModule(str(tmp_path), batch_size=4, num_workers=0, in_chans=1, image_size="auto",
-                                   scale="auto", crop_pct="auto")
+        dm = ImageFolderDataModule(
+            str(tmp_path),
+            batch_size=4,
+            num_workers=0,
+            in_chans=1,
+            image_size="auto",
+            scale="auto",
+            crop_pct="auto",
+        )
     assert (dm.image_size, tuple(dm.scale), dm.crop_pct) == (32, (0.5, 1.0), 1.0)
     assert dm.info()["image_size"] == 32
-    assert "data.image_size=auto: 32 px (the median shorter side of 12 training images is 32 px)" in caplog.text
+    assert (
+        "data.image_size=auto: 32 px (the median shorter side of 12 training images is 32 px)" in caplog.text
+    )
     assert "data.scale=auto: [0.5, 1.0]" in caplog.text and "data.crop_pct=auto: 1.0" in caplog.text
     dm.setup("fit")
     images, _ = next(iter(dm.train_dataloader()))
@@ -163,12 +197,16 @@ def test_small_images_train_at_their_own_size_with_mild_crops(tmp_path, caplog):
 
 
 def test_large_images_get_the_imagenet_recipe(tmp_path):
-    write_imagefolder(tmp_path, {
-        "train": {"ant": [("RGB", (500, 375)), ("RGB", (640, 480))], "bee": [("RGB", (300, 260))]},
-        "val": {"ant": [("RGB", (500, 375))], "bee": [("RGB", (500, 375))]},
-    })
-    dm = ImageFolderDataModule(str(tmp_path), batch_size=2, num_workers=0, image_size="auto", scale="auto",
-                               crop_pct="auto")
+    write_imagefolder(
+        tmp_path,
+        {
+            "train": {"ant": [("RGB", (500, 375)), ("RGB", (640, 480))], "bee": [("RGB", (300, 260))]},
+            "val": {"ant": [("RGB", (500, 375))], "bee": [("RGB", (500, 375))]},
+        },
+    )
+    dm = ImageFolderDataModule(
+        str(tmp_path), batch_size=2, num_workers=0, image_size="auto", scale="auto", crop_pct="auto"
+    )
     assert (dm.image_size, tuple(dm.scale), dm.crop_pct) == (224, (0.08, 1.0), 0.875)
     # Mid-sized images keep their size (a multiple of 8) with ImageNet's crops.
     mid = tmp_path / "mid"
@@ -182,12 +220,16 @@ def test_values_the_user_sets_are_kept(tmp_path, caplog):
 
     write_imagefolder(tmp_path, {"train": {"ant": [("L", (32, 32))] * 2}, "val": {"ant": [("L", (32, 32))]}})
     with caplog.at_level(logging.INFO, logger="litzoo"):
-        dm = ImageFolderDataModule(str(tmp_path), batch_size=2, num_workers=0, image_size=64, scale=[0.2, 1.0],
-                                   crop_pct=0.9)
+        dm = ImageFolderDataModule(
+            str(tmp_path), batch_size=2, num_workers=0, image_size=64, scale=[0.2, 1.0], crop_pct=0.9
+        )
     assert (dm.image_size, tuple(dm.scale), dm.crop_pct) == (64, (0.2, 1.0), 0.9)
     assert "=auto" not in caplog.text
     # The scale follows the images, not the input size asked for: 32-px photos upsampled stay mildly cropped.
-    assert tuple(ImageFolderDataModule(str(tmp_path), batch_size=2, image_size=224, scale="auto").scale) == (0.5, 1.0)
+    assert tuple(ImageFolderDataModule(str(tmp_path), batch_size=2, image_size=224, scale="auto").scale) == (
+        0.5,
+        1.0,
+    )
 
 
 def test_the_imagefolder_config_chooses_from_the_data(tmp_path):

@@ -55,6 +55,7 @@ def test_uncached_timm_weights_fail_without_touching_the_network(monkeypatch, tm
 
 
 def test_vit_is_built_for_the_data_image_size():
-    net = create_classifier("vit_tiny_patch16_224", num_classes=3, in_chans=1, image_size=64,
-                            fixed_input_size=True)
+    net = create_classifier(
+        "vit_tiny_patch16_224", num_classes=3, in_chans=1, image_size=64, fixed_input_size=True
+    )
     assert net.patch_embed.img_size == (64, 64)

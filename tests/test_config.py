@@ -284,7 +284,8 @@ def test_every_experiment_composes_and_validates_its_pairing(experiment, tmp_pat
 
 def one_batch_per_stage(trainer) -> bool:
     spelled_out = trainer.get("max_epochs") == 1 and all(
-        trainer.get(f"limit_{stage}_batches") == 1 for stage in ("train", "val", "test"))
+        trainer.get(f"limit_{stage}_batches") == 1 for stage in ("train", "val", "test")
+    )
     return trainer.get("fast_dev_run") in (True, 1) or spelled_out
 
 

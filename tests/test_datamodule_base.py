@@ -108,7 +108,9 @@ def random_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[
 def build_like_the_platform(data_cfg, seed: int):
     """What `registry.build(cfg.data, seed=...)` does (recursive instantiation, plain containers),
     for a test datamodule whose module the platform's target allowlist does not know."""
-    arguments = {k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k not in META_KEYS}
+    arguments = {
+        k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k not in META_KEYS
+    }
     return instantiate(arguments, seed=seed, _convert_="all")
 
 
@@ -162,8 +164,14 @@ def test_length_aware_sampler_and_pad_collate_from_config(caplog):
     )
     pad = "{_target_:litzoo.data.batchify.Pad,pad_val:0,ret_length:true}"
     collate = f"{{_target_:litzoo.data.batchify.Tuple,_args_:[{pad},{STACK}]}}"
-    cfg = compose([f"data._target_={__name__}.InkSequenceDigits", f"data.sampler={sampler}",
-                   f"data.collate={collate}", "data.batch_size=32"])
+    cfg = compose(
+        [
+            f"data._target_={__name__}.InkSequenceDigits",
+            f"data.sampler={sampler}",
+            f"data.collate={collate}",
+            "data.batch_size=32",
+        ]
+    )
     dm = build_like_the_platform(cfg.data, seed=9)
     dm.setup("fit")
     with caplog.at_level(logging.INFO, logger="litzoo"):
@@ -195,8 +203,9 @@ def test_length_aware_sampler_and_pad_collate_from_config(caplog):
 
 
 def test_sort_keys_sampler_gets_lengths_and_eval_batch_size():
-    dm = InkSequenceDigits(batch_size=16, eval_batch_size=50, seed=1,
-                           sampler=functools.partial(SortedBucketSampler, mult=4))
+    dm = InkSequenceDigits(
+        batch_size=16, eval_batch_size=50, seed=1, sampler=functools.partial(SortedBucketSampler, mult=4)
+    )
     dm.setup("fit")
     val = dm.batch_sampler("val")
     assert isinstance(val, SortedBucketSampler) and (val.batch_size, val.shuffle) == (50, False)
@@ -207,23 +216,38 @@ def test_sort_keys_sampler_gets_lengths_and_eval_batch_size():
 
 
 def test_uninstantiated_sampler_and_collate_configs_are_built():
-    dm = DrawsDataModule(sampler={"_target_": "litzoo.data.samplers.RandomBatchSampler", "drop_last": True},
-                         collate={"_target_": "litzoo.data.batchify.Stack", "dtype": "float32"},
-                         num_replicas=3, rank=2)
+    dm = DrawsDataModule(
+        sampler={"_target_": "litzoo.data.samplers.RandomBatchSampler", "drop_last": True},
+        collate={"_target_": "litzoo.data.batchify.Stack", "dtype": "float32"},
+        num_replicas=3,
+        rank=2,
+    )
     dm.setup()
     sampler = dm.batch_sampler("train")
-    assert isinstance(sampler, RandomBatchSampler) and len(sampler) == 7 // 3  # drop_last: 7 batches on 3 ranks
+    assert (
+        isinstance(sampler, RandomBatchSampler) and len(sampler) == 7 // 3
+    )  # drop_last: 7 batches on 3 ranks
     assert next(iter(dm.train_dataloader())).dtype == torch.float32
 
 
 @pytest.mark.parametrize(
     ("sampler", "error", "match"),
     [
-        (functools.partial(FixedBucketSampler, num_buckets=4), ConfigError,
-         "groups samples by length, but DrawsDataModule provides no per-sample lengths for its train split"),
-        (functools.partial(RandomBatchSampler, seed=5), ConfigError, "sets seed, which the datamodule fills in"),
-        ({"_target_": "litzoo.data.samplers.RandomBatchSampler", "shuffle": False}, ConfigError,
-         "sets shuffle"),
+        (
+            functools.partial(FixedBucketSampler, num_buckets=4),
+            ConfigError,
+            "groups samples by length, but DrawsDataModule provides no per-sample lengths for its train split",
+        ),
+        (
+            functools.partial(RandomBatchSampler, seed=5),
+            ConfigError,
+            "sets seed, which the datamodule fills in",
+        ),
+        (
+            {"_target_": "litzoo.data.samplers.RandomBatchSampler", "shuffle": False},
+            ConfigError,
+            "sets shuffle",
+        ),
         (RandomBatchSampler(10, 2), ConfigError, "must be a sampler factory, not a built sampler"),
         (functools.partial(torch.utils.data.BatchSampler), ConfigError, "takes none of num_samples"),
         ({"sampler": "FixedBucketSampler"}, ConfigError, "must name its class with _target_"),
@@ -342,6 +366,7 @@ def test_worker_random_draws_resume_exactly_mid_epoch(persistent_workers):
     each worker's random state travels in the loader's state, so augmentation draws continue, and
     the next epoch's workers are seeded (or, persistent, carry on) as in the uninterrupted run,
     whether the run resumed mid-epoch or at an epoch's end."""
+
     def loader():
         dm = DrawsDataModule(batch_size=4, seed=7, num_workers=2, persistent_workers=persistent_workers)
         dm.setup()
@@ -377,9 +402,12 @@ def test_worker_random_draws_resume_exactly_mid_epoch(persistent_workers):
 # ============================================================================ worker seeding
 
 
-def draw_epochs(seed: int, num_workers: int, epochs: int = 2, persistent_workers: bool = True) -> list[torch.Tensor]:
-    dm = DrawsDataModule((24, 8, 8), batch_size=4, seed=seed, num_workers=num_workers,
-                         persistent_workers=persistent_workers)
+def draw_epochs(
+    seed: int, num_workers: int, epochs: int = 2, persistent_workers: bool = True
+) -> list[torch.Tensor]:
+    dm = DrawsDataModule(
+        (24, 8, 8), batch_size=4, seed=seed, num_workers=num_workers, persistent_workers=persistent_workers
+    )
     dm.setup()
     loader = dm.train_dataloader()
     out = []
@@ -449,9 +477,19 @@ class Recorder(pl.LightningModule):
 
 def fit(dm: BaseDataModule, tmp_path, epochs: int = 2, ckpt_path=None, callbacks=()) -> Recorder:
     module = Recorder()
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False, callbacks=list(callbacks),
-                         enable_checkpointing=bool(callbacks), enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, default_root_dir=tmp_path, **dm.trainer_kwargs())
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        callbacks=list(callbacks),
+        enable_checkpointing=bool(callbacks),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        **dm.trainer_kwargs(),
+    )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return module
 
@@ -477,6 +515,9 @@ def test_lightning_resumes_the_datamodule_mid_epoch(tmp_path):
     full = fit(DrawsDataModule((30, 6, 4), batch_size=4, seed=4), tmp_path, callbacks=[every_step])
     order = [[int(row[0]) for row in batch] for batch in full.train_rows]
     assert len(order) == 16  # 8 batches per epoch
-    resumed = fit(DrawsDataModule((30, 6, 4), batch_size=4, seed=4), tmp_path / "resumed",
-                  ckpt_path=tmp_path / "step=11.ckpt")
+    resumed = fit(
+        DrawsDataModule((30, 6, 4), batch_size=4, seed=4),
+        tmp_path / "resumed",
+        ckpt_path=tmp_path / "step=11.ckpt",
+    )
     assert [[int(row[0]) for row in batch] for batch in resumed.train_rows] == order[11:]

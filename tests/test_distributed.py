@@ -27,7 +27,10 @@ SCRIPTS = Path(__file__).parent / "scripts"
 # The whole test split (270 digits) instead of TINY's two batches: every sample is evaluated
 # exactly once across the ranks, so the synced metrics can be checked against one process.
 FULL_TEST = "trainer.limit_test_batches=null"
-DDP_ENV = {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")])}
+DDP_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]),
+}
 INJECT = ["+callbacks.fail._target_=fail_on_rank.FailOnRank", "trust.allow=[fail_on_rank]"]
 # The learning rate is given for 16 samples per step and scaled linearly to the global batch.
 DDP_RUN = [FULL_TEST, "trainer=ddp_cpu", "optim.lr_scaling=linear", "optim.base_batch_size=16"]
@@ -58,15 +61,31 @@ def free_port() -> int:
 
 
 def test_ddp_child_runs_its_parents_job_not_a_new_sweep():
-    job = {"run_dir": "/runs/sweep/1", "overrides": ["optim.lr=0.01", "hparams_search=optuna_classification"],
-           "config_dirs": ["/team/conf"]}
+    job = {
+        "run_dir": "/runs/sweep/1",
+        "overrides": ["optim.lr=0.01", "hparams_search=optuna_classification"],
+        "config_dirs": ["/team/conf"],
+    }
     # What Lightning re-executes for rank 1 of a sweep job: the sweep's own command line plus its additions.
-    argv = ["train.py", "-m", "optim.lr=0.1,0.01", 'hydra.run.dir="outputs/x"', "hydra.job.name=train_ddp_process_1",
-            "hydra.output_subdir=null"]
+    argv = [
+        "train.py",
+        "-m",
+        "optim.lr=0.1,0.01",
+        'hydra.run.dir="outputs/x"',
+        "hydra.job.name=train_ddp_process_1",
+        "hydra.output_subdir=null",
+    ]
     child = ddp_child_argv(argv, {JOB_ENV: json.dumps(job), "LOCAL_RANK": "1"})
-    assert child == ["train.py", "--config-dir=/team/conf", "optim.lr=0.01", "hparams_search=optuna_classification",
-                     "hydra.run.dir=/runs/sweep/1", "hydra.mode=RUN", "hydra.job.name=train_ddp_process_1",
-                     "hydra.output_subdir=null"]
+    assert child == [
+        "train.py",
+        "--config-dir=/team/conf",
+        "optim.lr=0.01",
+        "hparams_search=optuna_classification",
+        "hydra.run.dir=/runs/sweep/1",
+        "hydra.mode=RUN",
+        "hydra.job.name=train_ddp_process_1",
+        "hydra.output_subdir=null",
+    ]
     # The launching process itself (LOCAL_RANK 0) keeps its command line.
     assert ddp_child_argv(argv, {JOB_ENV: json.dumps(job), "LOCAL_RANK": "0"}) == argv
 
@@ -80,26 +99,40 @@ def test_hydra_mode_run_overrides_a_search_config_that_sets_multirun():
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         search = hydra_compose("train", ["hparams_search=optuna_classification"], return_hydra_config=True)
-        child = hydra_compose("train", ["hparams_search=optuna_classification", "hydra.mode=RUN"],
-                              return_hydra_config=True)
+        child = hydra_compose(
+            "train", ["hparams_search=optuna_classification", "hydra.mode=RUN"], return_hydra_config=True
+        )
     GlobalHydra.instance().clear()
     assert search.hydra.mode == RunMode.MULTIRUN and child.hydra.mode == RunMode.RUN
 
 
-@pytest.mark.parametrize(("environ", "name"), [
-    ({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "8"}, "train_rank3"),  # torchrun worker
-    ({"SLURM_PROCID": "2", "SLURM_NTASKS": "4"}, "train_rank2"),  # srun task
-    ({"NODE_RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}, "train_node1_process_0"),  # 2nd node, env vars
-    ({"NODE_RANK": "1", "LOCAL_RANK": "1"}, "train_node1_process_1"),  # its Lightning child
-])
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "8"}, "train_rank3"),  # torchrun worker
+        ({"SLURM_PROCID": "2", "SLURM_NTASKS": "4"}, "train_rank2"),  # srun task
+        (
+            {"NODE_RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "2"},
+            "train_node1_process_0",
+        ),  # 2nd node, env vars
+        ({"NODE_RANK": "1", "LOCAL_RANK": "1"}, "train_node1_process_1"),  # its Lightning child
+    ],
+)
 def test_externally_launched_ranks_get_rank_suffixed_logs_and_no_hydra_copy(environ, name):
     argv = ["train.py", "trainer=ddp_cpu", "hydra.run.dir=/shared/run", "hydra.job.name=train_ddp_process_1"]
-    assert ddp_child_argv(argv, environ) == ["train.py", "trainer=ddp_cpu", "hydra.run.dir=/shared/run",
-                                             f"hydra.job.name={name}", "hydra.output_subdir=null"]
+    assert ddp_child_argv(argv, environ) == [
+        "train.py",
+        "trainer=ddp_cpu",
+        "hydra.run.dir=/shared/run",
+        f"hydra.job.name={name}",
+        "hydra.output_subdir=null",
+    ]
 
 
-@pytest.mark.parametrize("environ", [{}, {"RANK": "0", "LOCAL_RANK": "0"}, {"SLURM_PROCID": "0"},
-                                     {"NODE_RANK": "0", "LOCAL_RANK": "0"}])
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"RANK": "0", "LOCAL_RANK": "0"}, {"SLURM_PROCID": "0"}, {"NODE_RANK": "0", "LOCAL_RANK": "0"}],
+)
 def test_global_rank_zero_keeps_its_command_line(environ):
     argv = ["train.py", "trainer=ddp_cpu"]
     assert ddp_child_argv(argv, environ) == argv
@@ -156,8 +189,13 @@ def test_fsdp_strategy_from_plain_values():
 
     # Layer classes (they take precedence over the size rule) become the FSDP units and,
     # with activation_checkpointing, the checkpointed blocks.
-    strategy = fsdp_strategy(sharding_strategy="SHARD_GRAD_OP", auto_wrap_layers=["timm.layers.Mlp"],
-                             auto_wrap_min_params=1000, activation_checkpointing=True, timeout_s=60)
+    strategy = fsdp_strategy(
+        sharding_strategy="SHARD_GRAD_OP",
+        auto_wrap_layers=["timm.layers.Mlp"],
+        auto_wrap_min_params=1000,
+        activation_checkpointing=True,
+        timeout_s=60,
+    )
     assert strategy.sharding_strategy == ShardingStrategy.SHARD_GRAD_OP
     assert strategy.kwargs["auto_wrap_policy"]._module_classes == {timm.layers.Mlp}
     assert strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes == {timm.layers.Mlp}
@@ -206,14 +244,17 @@ def test_watchdog_names_the_rank_that_died_and_stops_the_other_ranks(tmp_path, m
     monkeypatch.delenv("NODE_RANK", raising=False)
     (tmp_path / "train_ddp_process_1.log").write_text(RANK1_LOG)
     assert last_error(tmp_path / "train_ddp_process_1.log") == (
-        "DataError: sample 17 of the train split cannot be decoded: truncated JPEG")
+        "DataError: sample 17 of the train split cannot be decoded: truncated JPEG"
+    )
     dead = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
     waiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     dead.wait(timeout=30)
     watch = _ChildWatch([dead, waiting], tmp_path, True, poll_interval_s=0.05, grace_s=5)
     failure = watch.check()
-    expected = (f"Rank 1 (pid {dead.pid}) exited with code 3: DataError: sample 17 of the train split cannot be "
-                f"decoded: truncated JPEG. Its log: {tmp_path / 'train_ddp_process_1.log'}")
+    expected = (
+        f"Rank 1 (pid {dead.pid}) exited with code 3: DataError: sample 17 of the train split cannot be "
+        f"decoded: truncated JPEG. Its log: {tmp_path / 'train_ddp_process_1.log'}"
+    )
     assert failure is not None and failure.describe() == expected
     assert waiting.wait(timeout=10) == -9  # the other rank was killed, not left waiting for a dead peer
 
@@ -222,8 +263,12 @@ def test_watchdog_names_the_rank_that_died_and_stops_the_other_ranks(tmp_path, m
     dog._watch = watch
     error = RuntimeError("[gloo/pair.cc:561] Connection closed by peer [127.0.0.1]:7064")
     dog.on_exception(None, None, error)
-    assert str(error) == expected + ". Then this rank stopped with: [gloo/pair.cc:561] Connection closed by peer " \
-                                    "[127.0.0.1]:7064"
+    assert (
+        str(error)
+        == expected
+        + ". Then this rank stopped with: [gloo/pair.cc:561] Connection closed by peer "
+        "[127.0.0.1]:7064"
+    )
     assert watch.main_failed.is_set()
 
 
@@ -274,8 +319,9 @@ def test_ddp_cpu_test_metrics_are_synced_over_both_ranks(ddp_run, tmp_path):
     the same as one process evaluating the same checkpoint on all of it."""
     _, run_dir, _ = ddp_run
     record = read_json(run_dir / "run.json")
-    code, single = run_in_process([*TINY, FULL_TEST, "train=false", f"ckpt_path={record['best_checkpoint']}"],
-                                  tmp_path / "eval")
+    code, single = run_in_process(
+        [*TINY, FULL_TEST, "train=false", f"ckpt_path={record['best_checkpoint']}"], tmp_path / "eval"
+    )
     assert code == 0, single
     for name in ("test/acc_top1", "test/acc_top5"):  # counts summed over ranks: exactly equal
         assert record["metrics"][name] == single["metrics"][name]
@@ -285,8 +331,19 @@ def test_ddp_cpu_test_metrics_are_synced_over_both_ranks(ddp_run, tmp_path):
 def test_a_crashed_rank_fails_the_job_promptly_with_its_error(tmp_path):
     run_dir = tmp_path / "run"
     start = time.monotonic()
-    result = run_cli([*TINY, "trainer=ddp_cpu", *INJECT, "+callbacks.fail.rank=1", "+callbacks.fail.when=train_batch",
-                      f"hydra.run.dir={run_dir}"], env=DDP_ENV, cwd=tmp_path, timeout=240)
+    result = run_cli(
+        [
+            *TINY,
+            "trainer=ddp_cpu",
+            *INJECT,
+            "+callbacks.fail.rank=1",
+            "+callbacks.fail.when=train_batch",
+            f"hydra.run.dir={run_dir}",
+        ],
+        env=DDP_ENV,
+        cwd=tmp_path,
+        timeout=240,
+    )
     elapsed = time.monotonic() - start
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert elapsed < 90
@@ -309,9 +366,20 @@ def test_a_rank_blocked_after_a_peer_died_is_ended(tmp_path):
     as in an NCCL collective). The watchdog ends rank 0 after grace_s and records why."""
     run_dir = tmp_path / "run"
     start = time.monotonic()
-    result = run_cli([*TINY, "trainer=ddp_cpu", *INJECT, "+callbacks.fail.when=exit", "+callbacks.fail.stall_others_s=600",
-                      "callbacks.rank_watchdog.grace_s=3", f"hydra.run.dir={run_dir}"], env=DDP_ENV, cwd=tmp_path,
-                     timeout=300)
+    result = run_cli(
+        [
+            *TINY,
+            "trainer=ddp_cpu",
+            *INJECT,
+            "+callbacks.fail.when=exit",
+            "+callbacks.fail.stall_others_s=600",
+            "callbacks.rank_watchdog.grace_s=3",
+            f"hydra.run.dir={run_dir}",
+        ],
+        env=DDP_ENV,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 1 and time.monotonic() - start < 90, result.stderr[-3000:]
     record = read_json(run_dir / "run.json")
     assert record["status"] == "failed"
@@ -323,9 +391,20 @@ def test_a_rank_blocked_after_a_peer_died_is_ended(tmp_path):
 @pytest.mark.slow
 def test_other_ranks_exit_when_rank_zero_dies(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli([*TINY, "trainer=ddp_cpu", *INJECT, "+callbacks.fail.rank=0", "+callbacks.fail.when=exit",
-                      "+callbacks.fail.stall_others_s=600", f"hydra.run.dir={run_dir}"], env=DDP_ENV, cwd=tmp_path,
-                     timeout=300)
+    result = run_cli(
+        [
+            *TINY,
+            "trainer=ddp_cpu",
+            *INJECT,
+            "+callbacks.fail.rank=0",
+            "+callbacks.fail.when=exit",
+            "+callbacks.fail.stall_others_s=600",
+            f"hydra.run.dir={run_dir}",
+        ],
+        env=DDP_ENV,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 17
     deadline = time.monotonic() + 15
     while processes_mentioning(str(run_dir)) and time.monotonic() < deadline:
@@ -339,8 +418,12 @@ def test_sweep_with_ddp_gives_one_directory_per_job(tmp_path):
     """`-m` with DDP: Lightning re-executes the command line (with -m) for rank 1; the children
     must run their parent's job, not start sweeps of their own (Lightning #11300)."""
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", *TINY, "trainer=ddp_cpu", "optim.lr=0.1,0.01", f"hydra.sweep.dir={sweep}"],
-                     env=DDP_ENV, cwd=tmp_path, timeout=400)
+    result = run_cli(
+        ["-m", *TINY, "trainer=ddp_cpu", "optim.lr=0.1,0.01", f"hydra.sweep.dir={sweep}"],
+        env=DDP_ENV,
+        cwd=tmp_path,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
@@ -358,8 +441,20 @@ def test_sweep_with_ddp_gives_one_directory_per_job(tmp_path):
 @pytest.mark.slow
 def test_a_crashed_rank_fails_its_sweep_job_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", *TINY, "trainer=ddp_cpu", *INJECT, "+callbacks.fail.when=train_batch",
-                      "+callbacks.fail.rank=1,5", f"hydra.sweep.dir={sweep}"], env=DDP_ENV, cwd=tmp_path, timeout=400)
+    result = run_cli(
+        [
+            "-m",
+            *TINY,
+            "trainer=ddp_cpu",
+            *INJECT,
+            "+callbacks.fail.when=train_batch",
+            "+callbacks.fail.rank=1,5",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        env=DDP_ENV,
+        cwd=tmp_path,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     failed, completed = read_json(sweep / "0" / "run.json"), read_json(sweep / "1" / "run.json")
     assert failed["status"] == "failed" and failed["error"].startswith("RuntimeError: Rank 1 (pid ")
@@ -376,15 +471,33 @@ def test_two_nodes_on_localhost_train_like_one_node_with_two_processes(ddp_run, 
     _, single_node_dir, _ = ddp_run
     run_dir = tmp_path / "run"
     port = str(free_port())
-    args = [sys.executable, str(ROOT / "train.py"), *TINY, *DDP_RUN, "trainer.num_nodes=2", "trainer.devices=1",
-            f"hydra.run.dir={run_dir}"]
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *TINY,
+        *DDP_RUN,
+        "trainer.num_nodes=2",
+        "trainer.devices=1",
+        f"hydra.run.dir={run_dir}",
+    ]
     procs = []
     for node in (0, 1):
-        env = {**os.environ, **DDP_ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "NODE_RANK": str(node),
-               "WORLD_SIZE": "2", "LOCAL_RANK": "0", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **DDP_ENV,
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+            "NODE_RANK": str(node),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("HYDRA_FULL_ERROR", None)
-        procs.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True))
+        procs.append(
+            subprocess.Popen(
+                args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -37,7 +37,9 @@ def write_hydra_files(run_dir: Path, overrides: list[str], config_dirs: list[Pat
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    search = [f"hydra.searchpath=[{','.join('file://' + str(d) for d in config_dirs)}]"] if config_dirs else []
+    search = (
+        [f"hydra.searchpath=[{','.join('file://' + str(d) for d in config_dirs)}]"] if config_dirs else []
+    )
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = hydra_compose("train", overrides=[*overrides, *search], return_hydra_config=True)
@@ -54,15 +56,32 @@ def fake_run_dir(run_dir: Path, overrides: list[str], config_dirs: list[Path] = 
     """A run directory as train.py leaves it (.hydra/ files and run.json), without training."""
     write_hydra_files(run_dir, overrides, config_dirs)
     container = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    (run_dir / "run.json").write_text(json.dumps({
-        "status": "completed", "task": "classification", "model": container.model.name,
-        "data": container.data.name, "seed": seed, "overrides": overrides,
-        "user_config_dirs": [str(d) for d in config_dirs], "metrics": {"test/acc_top1": 0.5}}))
+    (run_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "status": "completed",
+                "task": "classification",
+                "model": container.model.name,
+                "data": container.data.name,
+                "seed": seed,
+                "overrides": overrides,
+                "user_config_dirs": [str(d) for d in config_dirs],
+                "metrics": {"test/acc_top1": 0.5},
+            }
+        )
+    )
     return run_dir
 
 
-EXPORTED_RUN = [*TINY, "optim=adamw", "optim.lr=0.003", "task.label_smoothing=0.1", "sched=constant",
-                "~callbacks.lr_monitor", "seed=7"]
+EXPORTED_RUN = [
+    *TINY,
+    "optim=adamw",
+    "optim.lr=0.003",
+    "task.label_smoothing=0.1",
+    "sched=constant",
+    "~callbacks.lr_monitor",
+    "seed=7",
+]
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +106,12 @@ def test_exported_run_composes_and_trains_to_the_same_metrics_elsewhere(trained_
     assert "python train.py --config-dir <dir> experiment=shared_run" in text
     assert str(run_dir.parent) not in body(text)  # nothing of the original machine in the config itself
     exported = OmegaConf.create(body(text))
-    assert {"override /optim": "adamw"} in exported.defaults and {"override /sched": "constant"} in exported.defaults
-    assert exported.seed == 7 and exported.optim == {"lr": 0.003} and exported.task == {"label_smoothing": 0.1}
+    assert {"override /optim": "adamw"} in exported.defaults and {
+        "override /sched": "constant"
+    } in exported.defaults
+    assert (
+        exported.seed == 7 and exported.optim == {"lr": 0.003} and exported.task == {"label_smoothing": 0.1}
+    )
     assert exported.callbacks.lr_monitor is None  # removed in the original run
     assert not export.machine_specific and not export.dropped
 
@@ -102,17 +125,36 @@ def test_exported_run_composes_and_trains_to_the_same_metrics_elsewhere(trained_
     again_dir = tmp_path / "again"
     (again_dir / ".hydra").mkdir(parents=True)
     cfg = compose(["experiment=shared_run"], run_dir=again_dir, config_dirs=[other])
-    run(cfg, RunContext(run_dir=again_dir, config_dirs=[other, CONFIG_DIR], overrides=["experiment=shared_run"],
-                        user_config_dirs=[str(other)]))
+    run(
+        cfg,
+        RunContext(
+            run_dir=again_dir,
+            config_dirs=[other, CONFIG_DIR],
+            overrides=["experiment=shared_run"],
+            user_config_dirs=[str(other)],
+        ),
+    )
     assert read_json(again_dir / "run.json")["metrics"] == read_json(run_dir / "run.json")["metrics"]
 
 
 def test_machine_specific_values_become_keys_to_set(tmp_path):
-    run_dir = fake_run_dir(tmp_path / "run", [
-        "data=imagefolder", "data.root=/data/imagenet", "model=resnet50", "model.pretrained=/weights/r50.safetensors",
-        "paths.data_dir=/scratch/cache", "data.batch_size=128", "trainer.max_epochs=90"])
+    run_dir = fake_run_dir(
+        tmp_path / "run",
+        [
+            "data=imagefolder",
+            "data.root=/data/imagenet",
+            "model=resnet50",
+            "model.pretrained=/weights/r50.safetensors",
+            "paths.data_dir=/scratch/cache",
+            "data.batch_size=128",
+            "trainer.max_epochs=90",
+        ],
+    )
     export = export_run(run_dir, name="imagenet_r50")
-    assert export.machine_specific == {"data.root": "/data/imagenet", "model.pretrained": "/weights/r50.safetensors"}
+    assert export.machine_specific == {
+        "data.root": "/data/imagenet",
+        "model.pretrained": "/weights/r50.safetensors",
+    }
     assert export.required == ["data.root"]  # required by data=imagefolder itself
     assert export.dropped == {"paths.data_dir": "/scratch/cache"}
     assert "#   data.root   (was /data/imagenet)" in export.text
@@ -137,8 +179,16 @@ def test_machine_specific_values_become_keys_to_set(tmp_path):
     # ... with this machine's values it is the original config (paths at this machine's defaults).
     mine = ["data.root=/mnt/imagenet", "model.pretrained=/mnt/r50.safetensors"]
     again = composed(["experiment=imagenet_r50", *mine], config_dirs=[shared])
-    original = composed(["data=imagefolder", "model=resnet50", "data.batch_size=128", "trainer.max_epochs=90",
-                         "seed=3", *mine])
+    original = composed(
+        [
+            "data=imagefolder",
+            "model=resnet50",
+            "data.batch_size=128",
+            "trainer.max_epochs=90",
+            "seed=3",
+            *mine,
+        ]
+    )
     assert again == original
 
 
@@ -180,16 +230,30 @@ def test_exported_file_runs_with_config_dir_from_another_directory(tmp_path):
     result = run_cli([*EXPORTED_RUN, f"hydra.run.dir={run_dir}"], cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     team = tmp_path / "team"
-    result = subprocess.run([sys.executable, "-m", "litzoo.platform.export_config", str(run_dir), "-o",
-                             str(team / "experiment" / "from_a_colleague.yaml")], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "litzoo.platform.export_config",
+            str(run_dir),
+            "-o",
+            str(team / "experiment" / "from_a_colleague.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copytree(team, elsewhere / "configs")
     again = elsewhere / "run"
-    result = run_cli(["--config-dir", str(elsewhere / "configs"), "experiment=from_a_colleague",
-                      f"hydra.run.dir={again}"], cwd=elsewhere, timeout=300)
+    result = run_cli(
+        ["--config-dir", str(elsewhere / "configs"), "experiment=from_a_colleague", f"hydra.run.dir={again}"],
+        cwd=elsewhere,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert read_json(again / "run.json")["metrics"] == read_json(run_dir / "run.json")["metrics"]
     assert read_json(again / "run.json")["user_config_dirs"] == [str(elsewhere / "configs")]

@@ -13,8 +13,12 @@ from conftest import TINY, run_in_process
 from litzoo.platform.guards import NonFiniteError, NonFiniteGuard
 from litzoo.random_state import capture_rng_state, restore_rng_state
 
-INJECT = ["trust.allow=[fault_injection]", "+callbacks.inject._target_=fault_injection.InfGradientAt",
-          "+callbacks.inject.step=2", "trainer.limit_train_batches=5"]
+INJECT = [
+    "trust.allow=[fault_injection]",
+    "+callbacks.inject._target_=fault_injection.InfGradientAt",
+    "+callbacks.inject.step=2",
+    "trainer.limit_train_batches=5",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +72,13 @@ def test_random_states_survive_a_weights_only_checkpoint_exactly():
     torch.save(capture_rng_state(), buffer)
 
     def draws():
-        return (random.gauss(0, 1), random.random(), np.random.normal(), np.random.random(), torch.rand(2).tolist())
+        return (
+            random.gauss(0, 1),
+            random.random(),
+            np.random.normal(),
+            np.random.random(),
+            torch.rand(2).tolist(),
+        )
 
     expected = draws()
     buffer.seek(0)

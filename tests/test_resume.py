@@ -16,16 +16,29 @@ import pytest
 from conftest import ROOT, read_json, run_cli
 
 # 3 epochs x 8 batches, a rolling checkpoint every 2 steps, augmentation on (the default).
-ARGS = ["trainer.max_epochs=3", "trainer.limit_train_batches=8", "trainer.limit_val_batches=2",
-        "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false", "data.image_size=16",
-        "data.batch_size=32", "callbacks.step_checkpoint.every_n_train_steps=2", "trainer.log_every_n_steps=1",
-        "callbacks.model_summary=null"]
+ARGS = [
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=8",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+    "data.image_size=16",
+    "data.batch_size=32",
+    "callbacks.step_checkpoint.every_n_train_steps=2",
+    "trainer.log_every_n_steps=1",
+    "callbacks.model_summary=null",
+]
 ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, **ENV})
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **ENV},
+    )
 
 
 def newest_step(checkpoints: Path) -> int:
@@ -33,8 +46,9 @@ def newest_step(checkpoints: Path) -> int:
     return max(steps, default=-1)
 
 
-def wait_for_step(root: Path, step: int, process: subprocess.Popen, pattern: str = "checkpoints",
-                  timeout: float = 300) -> Path:
+def wait_for_step(
+    root: Path, step: int, process: subprocess.Popen, pattern: str = "checkpoints", timeout: float = 300
+) -> Path:
     """Wait until a rolling checkpoint of at least `step` exists under root/pattern; returns its folder."""
     deadline = time.monotonic() + timeout
     while True:
@@ -123,7 +137,9 @@ def test_resume_auto_finds_the_unfinished_run_and_skips_a_truncated_checkpoint(r
     assert_same_run(run_dir, reference)
 
 
-def test_a_kill_between_an_epochs_last_batch_and_its_epoch_end_checkpoint_resumes_exactly(reference, tmp_path):
+def test_a_kill_between_an_epochs_last_batch_and_its_epoch_end_checkpoint_resumes_exactly(
+    reference, tmp_path
+):
     """The riskiest moment: the epoch's batches are done, its validation and epoch-end checkpoints are not.
     Simulated exactly by removing what the epoch end wrote; no step checkpoint may stand at that point."""
     run_dir = tmp_path / "run"
@@ -133,7 +149,11 @@ def test_a_kill_between_an_epochs_last_batch_and_its_epoch_end_checkpoint_resume
     process.wait()
     checkpoints = run_dir / "checkpoints"
     assert not (checkpoints / "step000008.ckpt").exists()  # the last batch of epoch 0
-    for path in [checkpoints / "last.ckpt", *checkpoints.glob("epoch*.ckpt"), *checkpoints.glob("step00001*.ckpt")]:
+    for path in [
+        checkpoints / "last.ckpt",
+        *checkpoints.glob("epoch*.ckpt"),
+        *checkpoints.glob("step00001*.ckpt"),
+    ]:
         path.unlink(missing_ok=True)
 
     result = run_cli([f"resume={run_dir}"], env=ENV)
@@ -162,14 +182,22 @@ def test_a_run_loading_in_worker_processes_resumes_exactly(resume_from, worker_r
     checkpoints = run_dir / "checkpoints"
     newer = [*checkpoints.glob("step00001*.ckpt"), *checkpoints.glob("step00002*.ckpt")]
     if resume_from == "mid_epoch":  # step 6 of 8 in epoch 0
-        newer += [checkpoints / "last.ckpt", *checkpoints.glob("epoch*.ckpt"), checkpoints / "step000008.ckpt"]
+        newer += [
+            checkpoints / "last.ckpt",
+            *checkpoints.glob("epoch*.ckpt"),
+            checkpoints / "step000008.ckpt",
+        ]
     for path in newer:
         path.unlink(missing_ok=True)
 
     result = run_cli([f"resume={run_dir}"], env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     resumed_from = Path(read_json(run_dir / "run.json")["resumes"][0]["checkpoint"]).name
-    assert resumed_from == "step000006.ckpt" if resume_from == "mid_epoch" else not resumed_from.startswith("step")
+    assert (
+        resumed_from == "step000006.ckpt"
+        if resume_from == "mid_epoch"
+        else not resumed_from.startswith("step")
+    )
     assert_same_run(run_dir, worker_reference)
 
 

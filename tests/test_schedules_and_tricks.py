@@ -25,8 +25,16 @@ def lrs(make, steps, lr=1.0, **kwargs):
 
 
 def test_cosine_with_linear_warmup_exact_values():
-    values = lrs(schedules.cosine_with_warmup, 10, lr=0.4, total_steps=10, steps_per_epoch=2,
-                 warmup_epochs=1, warmup_start_factor=0.1, min_lr_ratio=0.0)
+    values = lrs(
+        schedules.cosine_with_warmup,
+        10,
+        lr=0.4,
+        total_steps=10,
+        steps_per_epoch=2,
+        warmup_epochs=1,
+        warmup_start_factor=0.1,
+        min_lr_ratio=0.0,
+    )
     assert values[0] == pytest.approx(0.04)  # 0.1 * lr
     assert values[1] == pytest.approx(0.4 * (0.1 + 0.9 * 0.5))  # halfway up the ramp
     assert values[2] == pytest.approx(0.4)  # warmup over: cosine starts at lr
@@ -36,13 +44,16 @@ def test_cosine_with_linear_warmup_exact_values():
 
 
 def test_linear_warmup_then_linear_decay():
-    values = lrs(schedules.linear_with_warmup, 10, lr=1.0, total_steps=10, steps_per_epoch=5, warmup_ratio=0.2)
+    values = lrs(
+        schedules.linear_with_warmup, 10, lr=1.0, total_steps=10, steps_per_epoch=5, warmup_ratio=0.2
+    )
     assert values == pytest.approx([0.0, 0.5, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
 
 
 def test_step_schedule_milestones_in_epochs():
-    values = lrs(schedules.step_with_warmup, 8, lr=1.0, total_steps=8, steps_per_epoch=2, milestones=[1, 3],
-                 gamma=0.1)
+    values = lrs(
+        schedules.step_with_warmup, 8, lr=1.0, total_steps=8, steps_per_epoch=2, milestones=[1, 3], gamma=0.1
+    )
     assert values == pytest.approx([1, 1, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01])
 
 
@@ -65,8 +76,14 @@ def test_no_weight_decay_on_norms_and_biases():
     decay, no_decay = split_decay_groups(net, weight_decay=0.05)
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[4].weight)}
-    expected = {id(net[0].bias), id(net[1].weight), id(net[1].bias), id(net[3].weight), id(net[3].bias),
-                id(net[4].bias)}
+    expected = {
+        id(net[0].bias),
+        id(net[1].weight),
+        id(net[1].bias),
+        id(net[3].weight),
+        id(net[3].bias),
+        id(net[4].bias),
+    }
     assert {id(p) for p in no_decay["params"]} == expected
 
 
@@ -76,7 +93,9 @@ def test_ema_follows_the_exponential_average():
     task = ClassificationTask(
         model={"_target_": "litzoo.models.classification.create_classifier", "arch": "resnet18"},
         data_info={"num_classes": 3, "in_chans": 1, "image_size": 16},
-        optim={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, ema_decay=0.5)
+        optim={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+        ema_decay=0.5,
+    )
     task.train()
     weight = task.net.fc.weight
     start = weight.detach().clone()
@@ -95,7 +114,9 @@ def tiny_classifier(**tricks):
     return ClassificationTask(
         model={"_target_": "litzoo.models.classification.create_classifier", "arch": "resnet18"},
         data_info={"num_classes": 3, "in_chans": 1, "image_size": 16},
-        optim={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, **tricks)
+        optim={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+        **tricks,
+    )
 
 
 def a_batch():
@@ -111,7 +132,9 @@ def test_label_smoothing_changes_the_training_loss():
     smoothed.load_state_dict(plain.state_dict())
     plain.train(), smoothed.train()
     logits = plain.net(images)  # batch-norm in training mode: the same batch gives the same logits
-    assert plain.training_step((images, labels), 0).item() == pytest.approx(F.cross_entropy(logits, labels).item())
+    assert plain.training_step((images, labels), 0).item() == pytest.approx(
+        F.cross_entropy(logits, labels).item()
+    )
     loss = smoothed.training_step((images, labels), 0)
     assert loss.item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.1).item(), rel=1e-6)
     assert loss.item() != pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-3)
@@ -150,4 +173,6 @@ def test_ema_weights_are_what_validation_uses():
     assert not torch.equal(task.ema.module.fc.weight, task.net.fc.weight)  # the average lags the live weights
     images, _ = a_batch()
     task.eval()
-    assert torch.allclose(task(images), task.ema.module(images)) and not torch.allclose(task(images), task.net(images))
+    assert torch.allclose(task(images), task.ema.module(images)) and not torch.allclose(
+        task(images), task.net(images)
+    )

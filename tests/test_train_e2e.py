@@ -14,8 +14,10 @@ from conftest import TINY, read_json, run_cli, run_in_process
 def cli_run(tmp_path_factory):
     """One real `python train.py` run on a tiny slice, shared by the checks below."""
     run_dir = tmp_path_factory.mktemp("cli") / "run"
-    result = run_cli([*TINY, "optim.lr=0.05", f"hydra.run.dir={run_dir}"],
-                     env={"WANDB_API_KEY": "fake-secret-value-123456"})
+    result = run_cli(
+        [*TINY, "optim.lr=0.05", f"hydra.run.dir={run_dir}"],
+        env={"WANDB_API_KEY": "fake-secret-value-123456"},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return run_dir, result
 
@@ -25,7 +27,11 @@ def test_run_directory_is_a_complete_training_log(cli_run):
     record = read_json(run_dir / "run.json")
     assert record["status"] == "completed"
     assert (record["task"], record["model"], record["data"], record["seed"]) == (
-        "classification", "resnet18", "digits", 42)
+        "classification",
+        "resnet18",
+        "digits",
+        42,
+    )
     assert record["started_at"] and record["ended_at"] and record["duration_s"] > 0
     assert set(record["metrics"]) == {"test/acc_top1", "test/acc_top5", "test/loss"}
     assert 0.0 <= record["metrics"]["test/acc_top1"] <= 1.0
@@ -46,7 +52,9 @@ def test_run_directory_is_a_complete_training_log(cli_run):
     log = (run_dir / "train.log").read_text()
     assert "Batch size: 16 per device" in log
     # What runs at the start (the whole config in train.log) and the results table at the end.
-    assert result.stdout.startswith("classification / resnet18 / digits  seed=42") and "model_checkpoint" in log
+    assert (
+        result.stdout.startswith("classification / resnet18 / digits  seed=42") and "model_checkpoint" in log
+    )
     assert "test/acc_top1" in result.stdout
     assert "Reproduce:" in result.stdout
 
@@ -56,7 +64,14 @@ def test_metrics_csv_has_step_and_epoch_rows(cli_run):
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     columns = set(rows[0])
-    assert {"epoch", "step", "train/loss_step", "train/loss_epoch", "val/acc_top1", "test/acc_top1"} <= columns
+    assert {
+        "epoch",
+        "step",
+        "train/loss_step",
+        "train/loss_epoch",
+        "val/acc_top1",
+        "test/acc_top1",
+    } <= columns
     assert any(r["train/loss_step"] for r in rows) and any(r["val/acc_top1"] for r in rows)
 
 
@@ -71,8 +86,13 @@ def test_reproduce_command_gives_identical_metrics(cli_run, tmp_path):
     run_dir, _ = cli_run
     record = read_json(run_dir / "run.json")
     again = tmp_path / "again"
-    result = subprocess.run(f"{record['reproduce']} hydra.run.dir={again}", shell=True, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        f"{record['reproduce']} hydra.run.dir={again}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert read_json(again / "run.json")["metrics"] == record["metrics"]
 
@@ -80,8 +100,9 @@ def test_reproduce_command_gives_identical_metrics(cli_run, tmp_path):
 def test_evaluating_a_checkpoint_reproduces_the_test_metrics(cli_run, tmp_path):
     run_dir, _ = cli_run
     record = read_json(run_dir / "run.json")
-    code, evaluated = run_in_process([*TINY, "train=false", f"ckpt_path={record['best_checkpoint']}"],
-                                     tmp_path / "eval")
+    code, evaluated = run_in_process(
+        [*TINY, "train=false", f"ckpt_path={record['best_checkpoint']}"], tmp_path / "eval"
+    )
     assert code == 0
     assert evaluated["status"] == "completed"
     assert evaluated["metrics"] == pytest.approx(record["metrics"], rel=1e-6)
@@ -100,16 +121,29 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
 
 def test_bag_of_tricks_switches_train(tmp_path):
     code, record = run_in_process(
-        [*TINY, "task.label_smoothing=0.1", "task.mixup_alpha=0.2", "task.cutmix_alpha=1.0",
-         "task.ema_decay=0.9", "sched.warmup_epochs=0.5", "optim=adamw", "optim.lr=0.001"],
-        tmp_path / "tricks")
+        [
+            *TINY,
+            "task.label_smoothing=0.1",
+            "task.mixup_alpha=0.2",
+            "task.cutmix_alpha=1.0",
+            "task.ema_decay=0.9",
+            "sched.warmup_epochs=0.5",
+            "optim=adamw",
+            "optim.lr=0.001",
+        ],
+        tmp_path / "tricks",
+    )
     assert code == 0 and record["status"] == "completed"
     # Each switch reached the task, and EMA ran: its weights lag the live ones (unit tests in
     # test_schedules_and_tricks.py check the loss with smoothing and the mixed batches exactly).
     checkpoint = torch.load(record["best_checkpoint"], map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
-    assert (hparams["label_smoothing"], hparams["mixup_alpha"], hparams["cutmix_alpha"], hparams["ema_decay"]) == (
-        0.1, 0.2, 1.0, 0.9)
+    assert (
+        hparams["label_smoothing"],
+        hparams["mixup_alpha"],
+        hparams["cutmix_alpha"],
+        hparams["ema_decay"],
+    ) == (0.1, 0.2, 1.0, 0.9)
     state = checkpoint["state_dict"]
     live = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
     ema = {k.removeprefix("ema.module."): v for k, v in state.items() if k.startswith("ema.module.")}

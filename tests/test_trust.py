@@ -9,32 +9,56 @@ from litzoo.errors import CheckpointError, ConfigError
 from litzoo.platform.trust import ALLOWED_PACKAGES, Trust, check_targets, target_problem
 
 
-@pytest.mark.parametrize("target", ["os.system", "subprocess.run", "builtins.eval", "logging.os.system",
-                                    "torch.os.system", "lightning.pytorch.trainer.trainer.os.system",
-                                    "torch.load", "torch.hub.load", "timm.models.load_checkpoint",
-                                    "torchvision.datasets.utils.torch.load"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "os.system",
+        "subprocess.run",
+        "builtins.eval",
+        "logging.os.system",
+        "torch.os.system",
+        "lightning.pytorch.trainer.trainer.os.system",
+        "torch.load",
+        "torch.hub.load",
+        "timm.models.load_checkpoint",
+        "torchvision.datasets.utils.torch.load",
+    ],
+)
 def test_dangerous_targets_are_refused(target):
     assert target_problem(target, ALLOWED_PACKAGES, resolve=True) is not None
 
 
-@pytest.mark.parametrize("target", ["torch.optim.SGD", "lightning.pytorch.Trainer", "timm.data.Mixup",
-                                    "litzoo.platform.loggers.RunCSVLogger", "torch.utils.data.DataLoader",
-                                    "lightning.pytorch.callbacks.ModelCheckpoint"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "torch.optim.SGD",
+        "lightning.pytorch.Trainer",
+        "timm.data.Mixup",
+        "litzoo.platform.loggers.RunCSVLogger",
+        "torch.utils.data.DataLoader",
+        "lightning.pytorch.callbacks.ModelCheckpoint",
+    ],
+)
 def test_library_targets_are_allowed(target):
     assert target_problem(target, ALLOWED_PACKAGES, resolve=True) is None
 
 
 def test_trust_comes_from_the_command_line_only():
     assert Trust.from_overrides(["trust_config=true"], environ={}).everything
-    assert Trust.from_overrides(["trust.allow=[mylab,other]"], environ={}).extra_packages == ("mylab", "other")
+    assert Trust.from_overrides(["trust.allow=[mylab,other]"], environ={}).extra_packages == (
+        "mylab",
+        "other",
+    )
     assert Trust.from_overrides([], environ={"LITZOO_TRUST_ALLOW": "mylab"}).extra_packages == ("mylab",)
     nested = {"a": [{"_target_": "mylab.Net"}]}
     with pytest.raises(ConfigError, match=r"`a\[0\]._target_: mylab.Net`.*trust.allow=\[mylab\]"):
         check_targets(nested, Trust())
     check_targets(nested, Trust(extra_packages=("mylab",)))
     with pytest.raises(ConfigError, match="trust_remote_code"):
-        check_targets({"model": {"_target_": "transformers.AutoModel.from_pretrained",
-                                 "trust_remote_code": True}}, Trust())
+        check_targets(
+            {"model": {"_target_": "transformers.AutoModel.from_pretrained", "trust_remote_code": True}},
+            Trust(),
+        )
 
 
 PAYLOADS = {
@@ -52,8 +76,13 @@ def test_shared_config_with_a_payload_is_refused_and_nothing_runs(payload, tmp_p
     (team / "experiment").mkdir(parents=True)
     body = PAYLOADS[payload].format(marker=marker)
     (team / "experiment" / "evil.yaml").write_text(
-        "# @package _global_\ntrust_config: true\ncallbacks:\n  evil:\n    " + body.replace("\n", "\n  ") + "\n")
-    result = run_cli(["--config-dir", str(team), "experiment=evil", *TINY, f"hydra.run.dir={tmp_path / 'run'}"])
+        "# @package _global_\ntrust_config: true\ncallbacks:\n  evil:\n    "
+        + body.replace("\n", "\n  ")
+        + "\n"
+    )
+    result = run_cli(
+        ["--config-dir", str(team), "experiment=evil", *TINY, f"hydra.run.dir={tmp_path / 'run'}"]
+    )
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Refusing to instantiate `callbacks.evil._target_" in result.stderr
     assert "trust_config=true" in result.stderr and "Traceback" not in result.stderr
@@ -63,8 +92,14 @@ def test_shared_config_with_a_payload_is_refused_and_nothing_runs(payload, tmp_p
 
 def test_command_line_target_override_is_checked_too(tmp_path):
     marker = tmp_path / "pwned"
-    result = run_cli(["+callbacks.evil._target_=os.system", f"+callbacks.evil.command='touch {marker}'",
-                      *TINY, f"hydra.run.dir={tmp_path / 'run'}"])
+    result = run_cli(
+        [
+            "+callbacks.evil._target_=os.system",
+            f"+callbacks.evil.command='touch {marker}'",
+            *TINY,
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+    )
     assert result.returncode == 2 and "Refusing to instantiate" in result.stderr
     assert not marker.exists()
 

@@ -142,8 +142,10 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument("--json", action="store_true", help="print one JSON object per input")
     result.add_argument(
-        "-o", "--output", help="also write all predictions to this file: JSON (detection: COCO results; "
-        "dependency parsing: CoNLL-U)"
+        "-o",
+        "--output",
+        help="also write all predictions to this file: JSON (detection: COCO results; "
+        "dependency parsing: CoNLL-U)",
     )
     return result
 

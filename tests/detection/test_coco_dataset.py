@@ -317,9 +317,7 @@ def test_shapes_dataset_is_coco_format_with_all_mask_kinds(shapes_root: Path) ->
 
 
 def test_shapes_pixels_are_drawn_where_the_masks_are(shapes_root: Path) -> None:
-    ds = CocoDetection(
-        *check_coco_layout(shapes_root, "val2017", "masks"), targets="masks"
-    )
+    ds = CocoDetection(*check_coco_layout(shapes_root, "val2017", "masks"), targets="masks")
     image, target = ds[0]
     pixels = image.float()
     for mask in target["masks"].bool():

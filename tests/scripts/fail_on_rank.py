@@ -36,8 +36,9 @@ class FailOnRank(pl.Callback):
         if self.when == "setup":
             self._fail(trainer)
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self.when in ("train_batch", "exit") and batch_idx == self.batch:
             self._fail(trainer)
 

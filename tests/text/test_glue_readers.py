@@ -36,7 +36,10 @@ def test_real_mrpc_sample(mrpc_root: Path) -> None:
     assert len(train) == 6
     assert [example.label for example in train] == [1, 0, 0, 1, 0, 1]
     first = train[0]
-    assert first.text_a == "He said the foodservice pie business doesn 't fit the company 's long-term growth strategy ."
+    assert (
+        first.text_a
+        == "He said the foodservice pie business doesn 't fit the company 's long-term growth strategy ."
+    )
     # A leading, unbalanced quote must survive: GLUE files are not CSV-quoted.
     assert first.text_b == '" The foodservice pie business does not fit our long-term growth strategy .'
     assert train.label_names == ("0", "1")
@@ -61,7 +64,7 @@ QQP_ROWS = [
     "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
     "133273\t213221\t213222\tHow is the life of a math student? Could you describe your own experiences?"
     "\tWhich level of prepration is enough for the exam jlpt5?\t0",
-    '402555\t536040\t536041\tHow do I control my horny emotions?\tHow do you control your horniness?\t1',
+    "402555\t536040\t536041\tHow do I control my horny emotions?\tHow do you control your horniness?\t1",
 ]
 STSB_ROWS = [
     "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
@@ -204,7 +207,9 @@ def test_header_mismatch_names_file_and_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError) as error:
         read_glue_split(tmp_path, "sst2", "train")
     message = str(error.value)
-    assert str(path) in message and "['sentence']" in message and "columns found: ['text', 'label']" in message
+    assert (
+        str(path) in message and "['sentence']" in message and "columns found: ['text', 'label']" in message
+    )
 
 
 def test_label_outside_label_set(tmp_path: Path) -> None:

@@ -20,7 +20,11 @@ def test_csv_with_quoted_commas_and_newlines(tmp_path: Path) -> None:
     path.write_text('id,review,stars\n1,"great, really ""great""",pos\n2,"two\nlines",neg\n3,meh,neg\n')
     split = read_tabular_split(path, text_column="review", label_column="stars")
     assert split.label_names == ("neg", "pos")  # inferred, sorted
-    assert [(e.text_a, e.label) for e in split] == [('great, really "great"', 1), ("two\nlines", 0), ("meh", 0)]
+    assert [(e.text_a, e.label) for e in split] == [
+        ('great, really "great"', 1),
+        ("two\nlines", 0),
+        ("meh", 0),
+    ]
     assert split[2].guid == "train-5"  # line numbers count physical lines
 
 
@@ -93,7 +97,11 @@ def test_row_problems_are_located(tmp_path: Path) -> None:
 
 
 def test_format_detection(tmp_path: Path) -> None:
-    assert detect_format("x.CSV") == "csv" and detect_format("x.ndjson") == "jsonl" and detect_format("x.tsv") == "tsv"
+    assert (
+        detect_format("x.CSV") == "csv"
+        and detect_format("x.ndjson") == "jsonl"
+        and detect_format("x.tsv") == "tsv"
+    )
     assert detect_format("x.txt", "tsv") == "tsv"
     with pytest.raises(ConfigError, match="data.format"):
         detect_format("x.txt")

@@ -46,8 +46,14 @@ def test_generation_is_deterministic_and_seeded(tmp_path: Path, sentiment_root: 
 def test_ensure_is_idempotent_and_regenerates_on_change(tmp_path: Path) -> None:
     root = ensure_sentiment_corpus(tmp_path, seed=3, num_train=200, num_dev=50)
     marker = json.loads((root / MARKER).read_text())
-    assert marker == {"generator": "sentiment", "version": 1, "seed": 3, "num_train": 200, "num_dev": 50,
-                      "label_noise": 0.04}
+    assert marker == {
+        "generator": "sentiment",
+        "version": 1,
+        "seed": 3,
+        "num_train": 200,
+        "num_dev": 50,
+        "label_noise": 0.04,
+    }
     # A matching marker means "already there": a file edited afterwards is left alone.
     (root / "train.tsv").write_text("sentence\tlabel\nuntouched\t1\n")
     ensure_sentiment_corpus(tmp_path, seed=3, num_train=200, num_dev=50)

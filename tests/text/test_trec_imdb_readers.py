@@ -41,7 +41,11 @@ def test_trec_fine_labels(trec_root: Path) -> None:
     assert len(TREC_FINE_LABELS) == 50
     split = read_trec_split(trec_root, "train", granularity="fine")
     assert [split.label_names[e.label] for e in split] == [
-        "DESC:manner", "ENTY:cremat", "HUM:ind", "LOC:city", "NUM:date"
+        "DESC:manner",
+        "ENTY:cremat",
+        "HUM:ind",
+        "LOC:city",
+        "NUM:date",
     ]
 
 
@@ -82,7 +86,9 @@ def test_imdb_layout(imdb_root: Path) -> None:
     assert split.label_names == ("neg", "pos")
     # negatives first, then positives in numeric id order (2 before 10)
     assert [(e.guid, e.label) for e in split] == [
-        ("train/neg/0_3", 0), ("train/pos/2_10", 1), ("train/pos/10_9", 1)
+        ("train/neg/0_3", 0),
+        ("train/pos/2_10", 1),
+        ("train/pos/10_9", 1),
     ]
     assert split[2].text_a == "Great film. Loved it."
     assert split[0].text_a == "Dull and long."

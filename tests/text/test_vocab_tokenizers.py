@@ -18,11 +18,37 @@ from litzoo.text.vocab import Vocab
 def test_word_tokenizer_exact_tokens() -> None:
     tokenize = WordTokenizer()
     assert tokenize("He said the pie business doesn 't fit the company 's long-term strategy .") == [
-        "he", "said", "the", "pie", "business", "doesn", "'t", "fit", "the", "company", "'s", "long-term",
-        "strategy", ".",
+        "he",
+        "said",
+        "the",
+        "pie",
+        "business",
+        "doesn",
+        "'t",
+        "fit",
+        "the",
+        "company",
+        "'s",
+        "long-term",
+        "strategy",
+        ".",
     ]
     assert tokenize("It isn't bad, is n't it? Yen at 1.2891 (flat)!") == [
-        "it", "isn't", "bad", ",", "is", "n't", "it", "?", "yen", "at", "1.2891", "(", "flat", ")", "!",
+        "it",
+        "isn't",
+        "bad",
+        ",",
+        "is",
+        "n't",
+        "it",
+        "?",
+        "yen",
+        "at",
+        "1.2891",
+        "(",
+        "flat",
+        ")",
+        "!",
     ]
     assert WordTokenizer(lowercase=False)("Hello World") == ["Hello", "World"]
     assert WordTokenizer.from_dict(WordTokenizer(lowercase=False).to_dict()).lowercase is False
@@ -91,9 +117,27 @@ def test_vocab_encoder_truncates_and_counts() -> None:
 def bert_tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from transformers import AutoTokenizer
 
-    words = ["the", "a", "film", "movie", "is", "was", "great", "dull", "not", "very", "and", "but", "plot", "good", "bad"]
+    words = [
+        "the",
+        "a",
+        "film",
+        "movie",
+        "is",
+        "was",
+        "great",
+        "dull",
+        "not",
+        "very",
+        "and",
+        "but",
+        "plot",
+        "good",
+        "bad",
+    ]
     folder = tmp_path_factory.mktemp("tok")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    (folder / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n"
+    )
     (folder / "config.json").write_text('{"model_type": "bert"}')
     tokenizer = AutoTokenizer.from_pretrained(folder, model_max_length=32)
     assert tokenizer.is_fast and len(tokenizer) == 20
@@ -138,10 +182,16 @@ def test_hf_encoder_refuses_bad_settings(bert_tokenizer) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(len_a=st.integers(1, 12), len_b=st.integers(1, 12), max_length=st.integers(5, 16))
-def test_pair_truncation_agrees_with_hugging_face(bert_tokenizer, len_a: int, len_b: int, max_length: int) -> None:
+def test_pair_truncation_agrees_with_hugging_face(
+    bert_tokenizer, len_a: int, len_b: int, max_length: int
+) -> None:
     """The word encoder cuts pairs exactly like the Rust tokenizer's longest_first."""
-    hf = bert_tokenizer(" ".join(["film"] * len_a), " ".join(["plot"] * len_b), truncation="longest_first",
-                        max_length=max_length)
+    hf = bert_tokenizer(
+        " ".join(["film"] * len_a),
+        " ".join(["plot"] * len_b),
+        truncation="longest_first",
+        max_length=max_length,
+    )
     types = hf["token_type_ids"]
     hf_lengths = (types.count(0) - 2, types.count(1) - 1)  # minus [CLS] [SEP] and the final [SEP]
     assert _truncate_pair(len_a, len_b, max_length - 3) == hf_lengths

@@ -37,7 +37,9 @@ def test_glove_rows_are_placed_by_vocab_id(tmp_path: Path, vocab: Vocab) -> None
     boring = vectors.weights[vocab.token_to_id("boring")]
     assert boring.abs().max() <= 0.25 and boring.abs().sum() > 0  # Kim's U[-0.25, 0.25]
     assert (vectors.found, vectors.missing, vectors.missing_examples) == (3, 1, ["boring"])
-    assert "3 of 4 vocabulary words found (75.0%), 1 initialised at random (e.g. boring)" in vectors.describe()
+    assert (
+        "3 of 4 vocabulary words found (75.0%), 1 initialised at random (e.g. boring)" in vectors.describe()
+    )
     # deterministic random rows
     again = build_embedding_matrix(vocab, path, seed=0)
     assert torch.equal(again.weights, vectors.weights)
@@ -49,8 +51,12 @@ def test_word2vec_header_gzip_and_case_fallback(tmp_path: Path, vocab: Vocab) ->
         # gensim writes `count dim` first and a trailing space after each vector
         out.write("3 2\nFilm 1.5 -2 \nfilm 3 4 \nGreat 0.25 0.75 \n")
     vectors = build_embedding_matrix(vocab, path)
-    assert torch.equal(vectors.weights[vocab.token_to_id("film")], torch.tensor([3.0, 4.0]))  # exact beats cased
-    assert torch.equal(vectors.weights[vocab.token_to_id("great")], torch.tensor([0.25, 0.75]))  # case fallback
+    assert torch.equal(
+        vectors.weights[vocab.token_to_id("film")], torch.tensor([3.0, 4.0])
+    )  # exact beats cased
+    assert torch.equal(
+        vectors.weights[vocab.token_to_id("great")], torch.tensor([0.25, 0.75])
+    )  # case fallback
     assert vectors.found == 2
     strict = build_embedding_matrix(vocab, path, lowercase_fallback=False)
     assert strict.found == 1
@@ -72,7 +78,9 @@ def test_bad_files(tmp_path: Path, vocab: Vocab) -> None:
         build_embedding_matrix(vocab, tmp_path / "GoogleNews.bin")
     ragged = tmp_path / "ragged.txt"
     ragged.write_text("the 0.1 0.2 0.3\nfilm 0.1 0.2\n")
-    with pytest.raises(DataError, match=r"ragged.txt, line 2: 2 vector values where the file has 3 dimensions"):
+    with pytest.raises(
+        DataError, match=r"ragged.txt, line 2: 2 vector values where the file has 3 dimensions"
+    ):
         build_embedding_matrix(vocab, ragged)
     nan = tmp_path / "nan.txt"
     nan.write_text("the 0.1 0.2 x\n")

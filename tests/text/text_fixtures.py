@@ -54,16 +54,22 @@ def write_stsb(root: Path, paraphrase: Path, num_train: int = 300, num_dev: int 
         lines = [STSB_HEADER]
         for i, e in enumerate(rows):
             score = (3.6 if e.label else 0.6) + (i % 7) / 5
-            lines.append(f"{i}\tmain-news\tnews\t2012\t{i:04d}\tnone\tnone\t{e.text_a}\t{e.text_b}\t{score:.3f}")
+            lines.append(
+                f"{i}\tmain-news\tnews\t2012\t{i:04d}\tnone\tnone\t{e.text_a}\t{e.text_b}\t{score:.3f}"
+            )
         _write(root / f"{split}.tsv", lines)
     return root
 
 
-MNLI_TRAIN_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-                     "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label")
-MNLI_DEV_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-                   "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\t"
-                   "gold_label")
+MNLI_TRAIN_HEADER = (
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+    "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label"
+)
+MNLI_DEV_HEADER = (
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+    "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\t"
+    "gold_label"
+)
 
 
 def write_mnli(root: Path, paraphrase: Path, num_train: int = 300, num_dev: int = 60) -> Path:
@@ -77,14 +83,21 @@ def write_mnli(root: Path, paraphrase: Path, num_train: int = 300, num_dev: int 
     lines = [MNLI_TRAIN_HEADER]
     for i, e in enumerate(train[:num_train]):
         gold = label(i, e.label)
-        lines.append(f"{i}\t{i}\t{i}n\tnews\t( )\t( )\t(ROOT)\t(ROOT)\t{e.text_a}\t{e.text_b}\t{gold}\t{gold}")
+        lines.append(
+            f"{i}\t{i}\t{i}n\tnews\t( )\t( )\t(ROOT)\t(ROOT)\t{e.text_a}\t{e.text_b}\t{gold}\t{gold}"
+        )
     _write(root / "train.tsv", lines)
-    for name, part in (("dev_matched.tsv", dev[:num_dev]), ("dev_mismatched.tsv", dev[num_dev : 2 * num_dev])):
+    for name, part in (
+        ("dev_matched.tsv", dev[:num_dev]),
+        ("dev_mismatched.tsv", dev[num_dev : 2 * num_dev]),
+    ):
         lines = [MNLI_DEV_HEADER]
         for i, e in enumerate(part):
             gold = label(i, e.label)
-            lines.append(f"{i}\t{i}\t{i}n\tslate\t( )\t( )\t(ROOT)\t(ROOT)\t{e.text_a}\t{e.text_b}\t"
-                         f"{gold}\t{gold}\t{gold}\t{gold}\t{gold}\t{gold}")
+            lines.append(
+                f"{i}\t{i}\t{i}n\tslate\t( )\t( )\t(ROOT)\t(ROOT)\t{e.text_a}\t{e.text_b}\t"
+                f"{gold}\t{gold}\t{gold}\t{gold}\t{gold}\t{gold}"
+            )
         _write(root / name, lines)
     return root
 
@@ -100,13 +113,27 @@ def write_tiny_bert(folder: Path, corpus_roots: list[tuple[Path, str]], extra_wo
         for example in read_glue_split(root, task, "train"):
             words.update(tokenize(example.text_a))
             words.update(tokenize(example.text_b or ""))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words), *(f"extra{i}" for i in range(extra_words))]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *sorted(words),
+        *(f"extra{i}" for i in range(extra_words)),
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=128)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -40,7 +40,9 @@ def _make_metric(name: str, num_classes: int) -> Metric:
         return MulticlassAccuracy(num_classes=num_classes, average="micro")
     if name == "f1":
         if num_classes != 2:
-            raise ConfigError(f"metric f1 is the positive-class F1 of a binary task; this task has {num_classes} classes.")
+            raise ConfigError(
+                f"metric f1 is the positive-class F1 of a binary task; this task has {num_classes} classes."
+            )
         return BinaryF1Score()
     if name == "mcc":
         return MatthewsCorrCoef(task="multiclass", num_classes=num_classes)
@@ -66,14 +68,20 @@ def build_text_metrics(
         raise ConfigError("A text task needs at least one metric (e.g. accuracy).")
     regression = [name in REGRESSION_METRICS for name in metrics]
     if any(regression) and not all(regression):
-        raise ConfigError(f"Metrics {list(metrics)} mix classification and regression; a task is one or the other.")
+        raise ConfigError(
+            f"Metrics {list(metrics)} mix classification and regression; a task is one or the other."
+        )
     if is_regression is not None and is_regression != all(regression):
         kind = "regression" if is_regression else "classification"
-        raise ConfigError(f"Metrics {list(metrics)} do not fit a {kind} task; use "
-                          f"{list(REGRESSION_METRICS if is_regression else CLASSIFICATION_METRICS)}.")
+        raise ConfigError(
+            f"Metrics {list(metrics)} do not fit a {kind} task; use "
+            f"{list(REGRESSION_METRICS if is_regression else CLASSIFICATION_METRICS)}."
+        )
     if not all(regression) and num_classes < 2:
         raise ConfigError(f"A classification task needs at least 2 classes, got {num_classes}.")
-    return MetricCollection({name: _make_metric(name, num_classes) for name in metrics}, prefix=prefix or None)
+    return MetricCollection(
+        {name: _make_metric(name, num_classes) for name in metrics}, prefix=prefix or None
+    )
 
 
 def predictions_from_outputs(outputs: torch.Tensor, is_regression: bool) -> torch.Tensor:

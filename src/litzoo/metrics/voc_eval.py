@@ -135,7 +135,9 @@ class VOCMeanAP:
             labels = _array(target["labels"], np.int64).reshape(-1)
             difficult = target.get("difficult")
             difficult = (
-                np.zeros(len(labels), dtype=bool) if difficult is None else _array(difficult, bool).reshape(-1)
+                np.zeros(len(labels), dtype=bool)
+                if difficult is None
+                else _array(difficult, bool).reshape(-1)
             )
             pboxes = _array(output["boxes"], np.float64).reshape(-1, 4)
             plabels = _array(output["labels"], np.int64).reshape(-1)

@@ -224,7 +224,9 @@ def _fpn_backbone(
     (``fpn_channels``, torchvision: 256) left open.
     """
     if backbone_source == "timm":
-        return TimmFPNBackbone(backbone_name or "resnet18", pretrained_backbone, trainable_layers, fpn_channels)
+        return TimmFPNBackbone(
+            backbone_name or "resnet18", pretrained_backbone, trainable_layers, fpn_channels
+        )
     resnet = variant.removesuffix("_fpn")
     # From scratch, frozen statistics would be meaningless: real BN, and every stage trains.
     body = getattr(torchvision_resnets, resnet)(

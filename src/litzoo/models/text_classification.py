@@ -48,7 +48,9 @@ def normalize_variant(variant: str) -> str:
     name = variant.lower().replace("_", "-")
     name = "non-static" if name == "nonstatic" else name
     if name not in TEXTCNN_VARIANTS:
-        raise ConfigError(f"Unknown textCNN variant {variant!r}; choose one of {', '.join(TEXTCNN_VARIANTS)}.")
+        raise ConfigError(
+            f"Unknown textCNN variant {variant!r}; choose one of {', '.join(TEXTCNN_VARIANTS)}."
+        )
     return name
 
 
@@ -78,7 +80,9 @@ class TextCNN(nn.Module):
         if num_classes < 1:
             raise ConfigError(f"textCNN needs num_classes >= 1, got {num_classes}.")
         if not kernel_sizes or min(kernel_sizes) < 1:
-            raise ConfigError(f"textCNN kernel_sizes must be positive window sizes, got {list(kernel_sizes)}.")
+            raise ConfigError(
+                f"textCNN kernel_sizes must be positive window sizes, got {list(kernel_sizes)}."
+            )
         embed_dim = self._check_pretrained(vocab_size, embed_dim, pretrained)
         self.padding_idx = padding_idx
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
@@ -105,7 +109,9 @@ class TextCNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(num_filters * len(self.kernel_sizes), num_classes)
 
-    def _check_pretrained(self, vocab_size: int, embed_dim: int | None, pretrained: torch.Tensor | None) -> int:
+    def _check_pretrained(
+        self, vocab_size: int, embed_dim: int | None, pretrained: torch.Tensor | None
+    ) -> int:
         if pretrained is None:
             if self.variant != "rand":
                 raise ConfigError(
@@ -173,14 +179,18 @@ def build_textcnn(
     """
     variant = normalize_variant(variant)
     if variant == "rand":
-        return TextCNN(len(vocab), num_classes, variant, embed_dim=embed_dim, padding_idx=vocab.pad_id, **kwargs), None
+        return TextCNN(
+            len(vocab), num_classes, variant, embed_dim=embed_dim, padding_idx=vocab.pad_id, **kwargs
+        ), None
     if embeddings is None:
         raise ConfigError(
             f"textCNN variant {variant!r} needs pretrained word vectors: set model.embeddings=<path to a GloVe or "
             "word2vec text file>, or use model.variant=rand."
         )
     vectors = build_embedding_matrix(vocab, embeddings, dim=embed_dim, seed=seed)
-    model = TextCNN(len(vocab), num_classes, variant, pretrained=vectors.weights, padding_idx=vocab.pad_id, **kwargs)
+    model = TextCNN(
+        len(vocab), num_classes, variant, pretrained=vectors.weights, padding_idx=vocab.pad_id, **kwargs
+    )
     return model, vectors
 
 
@@ -210,11 +220,20 @@ def create_textcnn(
     variant = normalize_variant(variant)
     options = dict(kernel_sizes=kernel_sizes, num_filters=num_filters, dropout=dropout, max_norm=max_norm)
     if variant == "rand":
-        return TextCNN(vocab_size, num_labels, variant, embed_dim=embed_dim, padding_idx=pad_id,
-                       init_range=init_range, **options)
+        return TextCNN(
+            vocab_size,
+            num_labels,
+            variant,
+            embed_dim=embed_dim,
+            padding_idx=pad_id,
+            init_range=init_range,
+            **options,
+        )
     if not load_pretrained:
         if embed_dim is None:
-            raise ConfigError(f"Rebuilding a textCNN ({variant}) without its word-vector file needs model.embed_dim.")
+            raise ConfigError(
+                f"Rebuilding a textCNN ({variant}) without its word-vector file needs model.embed_dim."
+            )
         placeholder = torch.zeros(vocab_size, embed_dim)  # the checkpoint's weights replace it
         return TextCNN(vocab_size, num_labels, variant, pretrained=placeholder, padding_idx=pad_id, **options)
     if vocab is None or len(vocab) != vocab_size:
@@ -222,7 +241,9 @@ def create_textcnn(
             f"textCNN variant {variant!r} looks up word vectors by word, so it needs the vocabulary of the data "
             f"(vocab_size={vocab_size}); build it through task=text_classification, which passes it."
         )
-    model, vectors = build_textcnn(vocab, num_labels, variant, embeddings, embed_dim=embed_dim, seed=seed, **options)
+    model, vectors = build_textcnn(
+        vocab, num_labels, variant, embeddings, embed_dim=embed_dim, seed=seed, **options
+    )
     if vectors is not None:
         log.info("textCNN (%s): %s", variant, vectors.describe())
     return model

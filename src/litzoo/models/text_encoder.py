@@ -84,7 +84,9 @@ def sentence_transformers_pooling(directory: Path | None) -> str | None:
     return None
 
 
-def _choose_pooling(pooling: str, encoder: PreTrainedModel, info: dict[str, Any] | None, directory: Path | None) -> str:
+def _choose_pooling(
+    pooling: str, encoder: PreTrainedModel, info: dict[str, Any] | None, directory: Path | None
+) -> str:
     if pooling not in POOLING_MODES:
         raise ConfigError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLING_MODES)}.")
     has_pooler = getattr(encoder, "pooler", None) is not None
@@ -96,7 +98,9 @@ def _choose_pooling(pooling: str, encoder: PreTrainedModel, info: dict[str, Any]
     if declared is not None:
         return declared
     # A pooler whose weights were not in the checkpoint is random: better not to start from it.
-    pooler_missing = any(key.startswith("pooler.") or ".pooler." in key for key in (info or {}).get("missing_keys", ()))
+    pooler_missing = any(
+        key.startswith("pooler.") or ".pooler." in key for key in (info or {}).get("missing_keys", ())
+    )
     return "pooler" if has_pooler and not pooler_missing else "mean"
 
 
@@ -110,8 +114,9 @@ class TextClassifier(nn.Module):
     `[batch, num_labels]` (`num_labels=1`: a regression output).
     """
 
-    def __init__(self, encoder: PreTrainedModel, num_labels: int, pooling: str = "pooler",
-                 dropout: float | None = None) -> None:
+    def __init__(
+        self, encoder: PreTrainedModel, num_labels: int, pooling: str = "pooler", dropout: float | None = None
+    ) -> None:
         super().__init__()
         if num_labels < 1:
             raise ConfigError(f"num_labels must be >= 1 (1 = regression), got {num_labels}.")
@@ -134,8 +139,12 @@ class TextClassifier(nn.Module):
     def config(self) -> PretrainedConfig:
         return self.encoder.config
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-              token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The pooled sentence vector `[batch, hidden]` (before the head's dropout)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -151,8 +160,12 @@ class TextClassifier(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return self.head(self.dropout(self.embed(input_ids, attention_mask, token_type_ids)))
 
 
@@ -179,7 +192,9 @@ def build_text_encoder(
     directory: Path | None = None
     if config is not None:
         if tokenizer is None:
-            raise ConfigError("A model built from a config needs a tokenizer (an object or a checkpoint directory).")
+            raise ConfigError(
+                "A model built from a config needs a tokenizer (an object or a checkpoint directory)."
+            )
         encoder = AutoModel.from_config(config)
     else:
         encoder, info, directory = load_encoder(pretrained)
@@ -211,14 +226,28 @@ def create_text_classifier(
     config and the tokenizer); `pooling` must then be the one used in training.
     """
     if load_pretrained:
-        model, _ = build_text_encoder(pretrained, num_labels, tokenizer=tokenizer, pooling=pooling,
-                                      dropout=dropout, max_length=max_length)
+        model, _ = build_text_encoder(
+            pretrained,
+            num_labels,
+            tokenizer=tokenizer,
+            pooling=pooling,
+            dropout=dropout,
+            max_length=max_length,
+        )
         return model
     if pooling == "auto":
-        raise ConfigError("Rebuilding a fine-tuned encoder needs the pooling it was trained with, not 'auto'.")
+        raise ConfigError(
+            "Rebuilding a fine-tuned encoder needs the pooling it was trained with, not 'auto'."
+        )
     config = load_pretrained_config(pretrained)
-    model, _ = build_text_encoder(config=config, tokenizer=tokenizer if tokenizer is not None else pretrained,
-                                  num_labels=num_labels, pooling=pooling, dropout=dropout, max_length=max_length)
+    model, _ = build_text_encoder(
+        config=config,
+        tokenizer=tokenizer if tokenizer is not None else pretrained,
+        num_labels=num_labels,
+        pooling=pooling,
+        dropout=dropout,
+        max_length=max_length,
+    )
     return model
 
 

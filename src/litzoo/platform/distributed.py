@@ -60,8 +60,12 @@ log = logging.getLogger("litzoo")
 # --- strategies --------------------------------------------------------------------------------
 
 
-def ddp_strategy(timeout_s: float = 600, find_unused_parameters: bool = False,
-                 process_group_backend: str | None = None, **ddp_kwargs: Any) -> DDPStrategy:
+def ddp_strategy(
+    timeout_s: float = 600,
+    find_unused_parameters: bool = False,
+    process_group_backend: str | None = None,
+    **ddp_kwargs: Any,
+) -> DDPStrategy:
     """Lightning's DDPStrategy with a process-group timeout in seconds.
 
     `timeout_s` bounds how long a collective waits for a missing peer (Lightning's default
@@ -69,17 +73,28 @@ def ddp_strategy(timeout_s: float = 600, find_unused_parameters: bool = False,
     keys (static_graph, gradient_as_bucket_view, bucket_cap_mb, ...) go to torch's
     DistributedDataParallel.
     """
-    return DDPStrategy(timeout=_timeout(timeout_s), find_unused_parameters=find_unused_parameters,
-                       process_group_backend=process_group_backend, **ddp_kwargs)
+    return DDPStrategy(
+        timeout=_timeout(timeout_s),
+        find_unused_parameters=find_unused_parameters,
+        process_group_backend=process_group_backend,
+        **ddp_kwargs,
+    )
 
 
 FSDP_SHARDING = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "_HYBRID_SHARD_ZERO2")
 
 
-def fsdp_strategy(sharding_strategy: str = "FULL_SHARD", auto_wrap_layers: Sequence[str] | None = None,
-                  auto_wrap_min_params: int | None = None, activation_checkpointing: bool = False,
-                  cpu_offload: bool = False, state_dict_type: str = "full", timeout_s: float = 600,
-                  process_group_backend: str | None = None, **fsdp_kwargs: Any) -> FSDPStrategy:
+def fsdp_strategy(
+    sharding_strategy: str = "FULL_SHARD",
+    auto_wrap_layers: Sequence[str] | None = None,
+    auto_wrap_min_params: int | None = None,
+    activation_checkpointing: bool = False,
+    cpu_offload: bool = False,
+    state_dict_type: str = "full",
+    timeout_s: float = 600,
+    process_group_backend: str | None = None,
+    **fsdp_kwargs: Any,
+) -> FSDPStrategy:
     """Lightning's FSDPStrategy from plain values.
 
     Args:
@@ -95,8 +110,10 @@ def fsdp_strategy(sharding_strategy: str = "FULL_SHARD", auto_wrap_layers: Seque
         state_dict_type: "full" (one consolidated checkpoint file) or "sharded" (one per rank).
     """
     if sharding_strategy not in FSDP_SHARDING:
-        raise ConfigError(f"trainer.strategy.sharding_strategy={sharding_strategy!r} is not known; use one of "
-                          f"{', '.join(FSDP_SHARDING)}.")
+        raise ConfigError(
+            f"trainer.strategy.sharding_strategy={sharding_strategy!r} is not known; use one of "
+            f"{', '.join(FSDP_SHARDING)}."
+        )
     layers = set(module_classes(auto_wrap_layers or [], "trainer.strategy.auto_wrap_layers"))
     policy: Any = layers or None
     if auto_wrap_min_params and not layers:
@@ -106,18 +123,30 @@ def fsdp_strategy(sharding_strategy: str = "FULL_SHARD", auto_wrap_layers: Seque
 
         policy = functools.partial(size_based_auto_wrap_policy, min_num_params=int(auto_wrap_min_params))
     if activation_checkpointing and not layers:
-        raise ConfigError("trainer.strategy.activation_checkpointing=true needs the blocks to checkpoint: set "
-                          "trainer.strategy.auto_wrap_layers=[<dotted class name>, ...] (e.g. "
-                          "timm.models.vision_transformer.Block).")
+        raise ConfigError(
+            "trainer.strategy.activation_checkpointing=true needs the blocks to checkpoint: set "
+            "trainer.strategy.auto_wrap_layers=[<dotted class name>, ...] (e.g. "
+            "timm.models.vision_transformer.Block)."
+        )
     return FSDPStrategy(
-        sharding_strategy=sharding_strategy, auto_wrap_policy=policy,
+        sharding_strategy=sharding_strategy,
+        auto_wrap_policy=policy,
         activation_checkpointing_policy=layers if activation_checkpointing else None,
-        cpu_offload=cpu_offload, state_dict_type=state_dict_type, timeout=_timeout(timeout_s),
-        process_group_backend=process_group_backend, **fsdp_kwargs)
+        cpu_offload=cpu_offload,
+        state_dict_type=state_dict_type,
+        timeout=_timeout(timeout_s),
+        process_group_backend=process_group_backend,
+        **fsdp_kwargs,
+    )
 
 
-def deepspeed_strategy(stage: int = 2, offload_optimizer: bool = False, offload_parameters: bool = False,
-                       timeout_s: float = 600, **deepspeed_kwargs: Any) -> Strategy:
+def deepspeed_strategy(
+    stage: int = 2,
+    offload_optimizer: bool = False,
+    offload_parameters: bool = False,
+    timeout_s: float = 600,
+    **deepspeed_kwargs: Any,
+) -> Strategy:
     """Lightning's DeepSpeedStrategy (ZeRO stage 1-3), if the optional `deepspeed` package is installed."""
     import importlib.util
 
@@ -125,12 +154,17 @@ def deepspeed_strategy(stage: int = 2, offload_optimizer: bool = False, offload_
         raise DependencyError(
             "trainer=deepspeed needs the optional deepspeed package, which is not installed. Install it on the "
             "GPU machine (pip install deepspeed; it compiles CUDA kernels), or use trainer=fsdp, which gives the "
-            "same ZeRO-style sharding with PyTorch alone.")
+            "same ZeRO-style sharding with PyTorch alone."
+        )
     from lightning.pytorch.strategies import DeepSpeedStrategy
 
-    return DeepSpeedStrategy(stage=stage, offload_optimizer=offload_optimizer,
-                             offload_parameters=offload_parameters, timeout=_timeout(timeout_s),
-                             **deepspeed_kwargs)
+    return DeepSpeedStrategy(
+        stage=stage,
+        offload_optimizer=offload_optimizer,
+        offload_parameters=offload_parameters,
+        timeout=_timeout(timeout_s),
+        **deepspeed_kwargs,
+    )
 
 
 def module_classes(names: Sequence[str], key: str) -> list[type]:
@@ -149,13 +183,17 @@ def module_classes(names: Sequence[str], key: str) -> list[type]:
     for name in names:
         problem = None if trust.SESSION.everything else trust.target_problem(str(name), allowed, resolve=True)
         if problem:
-            raise ConfigError(f"Refusing {key} entry {name}: {problem}. Name a layer class from "
-                              f"{', '.join(allowed)} (or allow its package with trust.allow=[...]).")
+            raise ConfigError(
+                f"Refusing {key} entry {name}: {problem}. Name a layer class from "
+                f"{', '.join(allowed)} (or allow its package with trust.allow=[...])."
+            )
         try:
             cls = get_class(str(name))
         except Exception as error:
-            raise ConfigError(f"{key} entry {name} is not an importable class ({error}). Use the full dotted "
-                              "path, e.g. timm.models.vision_transformer.Block.") from error
+            raise ConfigError(
+                f"{key} entry {name} is not an importable class ({error}). Use the full dotted "
+                "path, e.g. timm.models.vision_transformer.Block."
+            ) from error
         if not issubclass(cls, torch.nn.Module):
             raise ConfigError(f"{key} entry {name} is not a torch.nn.Module subclass.")
         classes.append(cls)
@@ -202,7 +240,9 @@ class RankWatchdog(pl.Callback):
     It does nothing in single-process runs.
     """
 
-    def __init__(self, poll_interval_s: float = 0.5, grace_s: float = 30.0, peer_wait_s: float = 10.0) -> None:
+    def __init__(
+        self, poll_interval_s: float = 0.5, grace_s: float = 30.0, peer_wait_s: float = 10.0
+    ) -> None:
         self.poll_interval_s = poll_interval_s
         self.grace_s = grace_s
         self.peer_wait_s = peer_wait_s
@@ -214,8 +254,9 @@ class RankWatchdog(pl.Callback):
         if procs:  # this process started the other ranks of its node
             if self._watch is None or self._watch.procs is not procs:
                 _disarm_lightning_observer(procs)
-                self._watch = _ChildWatch(procs, _run_dir(trainer), trainer.global_rank == 0,
-                                          self.poll_interval_s, self.grace_s)
+                self._watch = _ChildWatch(
+                    procs, _run_dir(trainer), trainer.global_rank == 0, self.poll_interval_s, self.grace_s
+                )
                 self._watch.start()
             if self._watch.failure is not None:  # a rank died between two stages (e.g. after fit)
                 raise RankFailedError(self._watch.failure.describe())
@@ -228,7 +269,9 @@ class RankWatchdog(pl.Callback):
         if self._watch is not None:
             self._watch.active = False
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         watch = self._watch
         if watch is None:
             return
@@ -244,8 +287,11 @@ class RankWatchdog(pl.Callback):
             prefix_message(exception, watch.failure.describe() + ". Then this rank stopped with: ")
 
 
-LOST_PEER = re.compile(r"(closed|reset) by peer|Broken pipe|remote worker|Connection refused|NCCL|"
-                       r"timed out|Timeout|ProcessGroup.*abort", re.IGNORECASE)
+LOST_PEER = re.compile(
+    r"(closed|reset) by peer|Broken pipe|remote worker|Connection refused|NCCL|"
+    r"timed out|Timeout|ProcessGroup.*abort",
+    re.IGNORECASE,
+)
 
 
 def looks_like_lost_peer(exception: BaseException) -> bool:
@@ -253,7 +299,9 @@ def looks_like_lost_peer(exception: BaseException) -> bool:
     import torch.distributed as dist
 
     dist_error = getattr(dist, "DistError", None)
-    return (dist_error is not None and isinstance(exception, dist_error)) or bool(LOST_PEER.search(str(exception)))
+    return (dist_error is not None and isinstance(exception, dist_error)) or bool(
+        LOST_PEER.search(str(exception))
+    )
 
 
 def prefix_message(exception: BaseException, prefix: str) -> None:
@@ -273,7 +321,7 @@ def last_error(log_path: Path | None) -> str | None:
     starts = [i for i, line in enumerate(lines) if "Traceback (most recent call last):" in line]
     if starts:
         body = []
-        for line in lines[starts[-1] + 1:]:
+        for line in lines[starts[-1] + 1 :]:
             if record_start.match(line):
                 break
             body.append(line)
@@ -297,8 +345,9 @@ def rank_log_path(run_dir: Path | None, local_rank: int) -> Path | None:
 class _ChildWatch(threading.Thread):
     """Polls the child processes of the launching rank; see the module docstring for what it does."""
 
-    def __init__(self, procs: list, run_dir: Path | None, is_global_zero: bool, poll_interval_s: float,
-                 grace_s: float) -> None:
+    def __init__(
+        self, procs: list, run_dir: Path | None, is_global_zero: bool, poll_interval_s: float, grace_s: float
+    ) -> None:
         super().__init__(daemon=True, name="litzoo-rank-watchdog")
         self.procs = procs
         self.run_dir = run_dir

@@ -74,9 +74,11 @@ def export_run(run_dir: Path, name: str | None = None, config_dir: Path | None =
     config_dir = Path(config_dir or CONFIG_DIR)
     run = RunDir(run_dir)
     if not run.config_path.is_file() or not run.hydra_config_path.is_file():
-        raise ConfigError(f"{run_dir} is not a litzoo run directory with Hydra's saved configs (.hydra/config.yaml "
-                          "and .hydra/hydra.yaml). Pass the directory of a run started with train.py (rank 0's "
-                          "directory for a multi-process run).")
+        raise ConfigError(
+            f"{run_dir} is not a litzoo run directory with Hydra's saved configs (.hydra/config.yaml "
+            "and .hydra/hydra.yaml). Pass the directory of a run started with train.py (rank 0's "
+            "directory for a multi-process run)."
+        )
     record = run.record()
     run_config = run.config()
     hydra_config = run.hydra_config()
@@ -113,8 +115,14 @@ def export_run(run_dir: Path, name: str | None = None, config_dir: Path | None =
     name = name or default_name(record, run_dir)
     header = _header(run_dir, record, name, machine, required, dropped, inlined)
     body = OmegaConf.to_yaml(OmegaConf.create({"defaults": defaults, **diff}))
-    return Export(name=name, text=header + body, machine_specific=machine, required=required, dropped=dropped,
-                  inlined_groups=inlined)
+    return Export(
+        name=name,
+        text=header + body,
+        machine_specific=machine,
+        required=required,
+        dropped=dropped,
+        inlined_groups=inlined,
+    )
 
 
 def write_export(export: Export, path: Path) -> Path:
@@ -129,7 +137,9 @@ def run_command(export: Export, path: Path) -> str:
     path = Path(path).resolve()
     config_dir = path.parent.parent if path.parent.name == "experiment" else Path("<dir>")
     extra = " ".join(f"{key}=<{'dir' if key == 'data.root' else 'path'}>" for key in export.machine_specific)
-    return f"python train.py --config-dir {config_dir} experiment={export.name}" + (f" {extra}" if extra else "")
+    return f"python train.py --config-dir {config_dir} experiment={export.name}" + (
+        f" {extra}" if extra else ""
+    )
 
 
 def default_name(record: Mapping[str, Any], run_dir: Path) -> str:
@@ -199,7 +209,9 @@ def _compose_builtin(config_dir: Path, overrides: Sequence[str]) -> dict[str, An
         with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
             cfg = compose("train", overrides=list(overrides))
     except Exception as error:
-        raise ConfigError(f"Could not compose litzoo's own configs for {' '.join(overrides)}: {error}") from error
+        raise ConfigError(
+            f"Could not compose litzoo's own configs for {' '.join(overrides)}: {error}"
+        ) from error
     finally:
         GlobalHydra.instance().clear()
     return _plain(cfg)
@@ -269,29 +281,44 @@ def _prune_empty(tree: dict[str, Any]) -> None:
 # --- the header --------------------------------------------------------------------------------
 
 
-def _header(run_dir: Path, record: Mapping[str, Any], name: str, machine: Mapping[str, Any],
-            required: Sequence[str], dropped: Mapping[str, Any], inlined: Sequence[str]) -> str:
+def _header(
+    run_dir: Path,
+    record: Mapping[str, Any],
+    name: str,
+    machine: Mapping[str, Any],
+    required: Sequence[str],
+    dropped: Mapping[str, Any],
+    inlined: Sequence[str],
+) -> str:
     what = " / ".join(str(record[k]) for k in ("task", "model", "data") if record.get(k))
-    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted((record.get("metrics") or {}).items())
-                        if isinstance(v, (int, float)))
+    metrics = ", ".join(
+        f"{k}={v:.4g}"
+        for k, v in sorted((record.get("metrics") or {}).items())
+        if isinstance(v, (int, float))
+    )
     code = record.get("code") or {}
     packages = (record.get("environment") or {}).get("packages") or {}
     lines = [
         "# @package _global_",
         f"# Exported from the run in {run_dir}",
         f"# ({what or 'unknown task'}; status {record.get('status', 'unknown')}"
-        + (f"; {metrics}" if metrics else "") + ")",
+        + (f"; {metrics}" if metrics else "")
+        + ")",
     ]
     if code.get("commit"):
-        lines.append(f"# litzoo {packages.get('litzoo', '?')}, commit {str(code['commit'])[:12]}"
-                     + (" (with uncommitted changes: code.diff in the run directory)" if code.get("dirty") else ""))
+        lines.append(
+            f"# litzoo {packages.get('litzoo', '?')}, commit {str(code['commit'])[:12]}"
+            + (" (with uncommitted changes: code.diff in the run directory)" if code.get("dirty") else "")
+        )
     extra = " ".join(f"{k}=..." for k in machine)
     lines += [
         "# Run it on any machine with litzoo: put this file in <dir>/experiment/, then",
         f"#   python train.py --config-dir <dir> experiment={name}" + (f" {extra}" if extra else ""),
     ]
     if machine:
-        lines.append("# Machine-specific values of the original run; set them for your machine (??? below: required;")
+        lines.append(
+            "# Machine-specific values of the original run; set them for your machine (??? below: required;"
+        )
         lines.append("# the others still name the original machine's files):")
         lines += [f"#   {k}   (was {v})" for k, v in machine.items()]
     if dropped:
@@ -306,26 +333,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m litzoo.platform.export_config",
         description="Export a run directory's config as one experiment file that runs on another machine "
-                    "(python train.py --config-dir <dir> experiment=<name>).")
+        "(python train.py --config-dir <dir> experiment=<name>).",
+    )
     parser.add_argument("run_dir", type=Path, help="the run directory (holds run.json and .hydra/)")
-    parser.add_argument("-o", "--output", type=Path, default=None,
-                        help="a config directory, or the file <config-dir>/experiment/<name>.yaml to write "
-                             "(default: exported/experiment/<name>.yaml)")
-    parser.add_argument("--name", default=None, help="the experiment name (default: <task>_<model>_<data>_<run>)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="a config directory, or the file <config-dir>/experiment/<name>.yaml to write "
+        "(default: exported/experiment/<name>.yaml)",
+    )
+    parser.add_argument(
+        "--name", default=None, help="the experiment name (default: <task>_<model>_<data>_<run>)"
+    )
     args = parser.parse_args(argv)
     output: Path | None = args.output
     config_dir = output if output is not None and output.is_dir() and output.name != "experiment" else None
     if output is not None and config_dir is None and output.suffix not in (".yaml", ".yml"):
         output = output.with_suffix(".yaml")
     try:  # the experiment name is the file name: Hydra selects experiment=<file stem>
-        export = export_run(args.run_dir, name=args.name or (output.stem if output and not config_dir else None))
+        export = export_run(
+            args.run_dir, name=args.name or (output.stem if output and not config_dir else None)
+        )
     except LitzooError as error:
         print(f"Error: {error}", file=sys.stderr)
         return error.exit_code
     path = experiment_path(output, export.name)
     write_export(export, path)
-    moved = f" (not {output}: `--config-dir DIR experiment={export.name}` reads DIR/experiment/{path.name})" if (
-        output is not None and config_dir is None and output != path) else ""
+    moved = (
+        f" (not {output}: `--config-dir DIR experiment={export.name}` reads DIR/experiment/{path.name})"
+        if (output is not None and config_dir is None and output != path)
+        else ""
+    )
     print(f"Wrote {path}{moved}")
     print(f"Run it with: {run_command(export, path)}")
     return 0

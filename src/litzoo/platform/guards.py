@@ -50,11 +50,15 @@ class ResumeState(pl.Callback):
     def state_key(self) -> str:
         return "litzoo.ResumeState"
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         from litzoo.platform.loggers import RunCSVLogger, count_rows
 
-        state: dict[str, Any] = {"rng": capture_rng_state(), "epoch_aggregates": _capture_epoch_aggregates(trainer)}
+        state: dict[str, Any] = {
+            "rng": capture_rng_state(),
+            "epoch_aggregates": _capture_epoch_aggregates(trainer),
+        }
         for logger in trainer.loggers:
             logger.save()
             if isinstance(logger, RunCSVLogger):
@@ -62,8 +66,9 @@ class ResumeState(pl.Callback):
                 state["csv_pending_rows"] = _rows_logged_after_save(trainer)
         checkpoint["litzoo"] = state
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         state = checkpoint.get("litzoo", {})
         self._pending = state.get("rng")
         self._pending_aggregates = state.get("epoch_aggregates") or None
@@ -83,8 +88,9 @@ class ResumeState(pl.Callback):
             restore_rng_state(self._pending)
             self._pending = None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         # The first batch after a mid-epoch resume has created the epoch accumulators anew:
         # add what the interrupted run had accumulated before its checkpoint.
         if self._pending_aggregates is not None:
@@ -92,7 +98,10 @@ class ResumeState(pl.Callback):
             self._pending_aggregates = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._pending_aggregates is not None and trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:
+        if (
+            self._pending_aggregates is not None
+            and trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0
+        ):
             self._pending_aggregates = None  # resumed at an epoch boundary: nothing to carry over
 
 
@@ -116,8 +125,10 @@ def _capture_epoch_aggregates(trainer: pl.Trainer) -> dict[str, Any]:
             if result.meta.is_mean_reduction:
                 captured[key]["cumulated_batch_size"] = result.cumulated_batch_size.detach().clone()
         else:  # a torchmetrics object: its states (sums or lists) are not in the module's state_dict
-            captured[key] = {name: (value.detach().clone() if torch.is_tensor(value) else list(value))
-                             for name, value in result.value.metric_state.items()}
+            captured[key] = {
+                name: (value.detach().clone() if torch.is_tensor(value) else list(value))
+                for name, value in result.value.metric_state.items()
+            }
     return captured
 
 
@@ -161,8 +172,11 @@ def _rows_logged_after_save(trainer: pl.Trainer) -> list[dict[str, float]]:
         return []
     if fit_loop.epoch_progress.current.processed > fit_loop.epoch_progress.current.completed:
         metrics, step = trainer._results.metrics(False)["log"], epoch_loop._batches_that_stepped - 1
-    elif (batch.processed > batch.completed and not fit_loop._should_accumulate()
-          and connector.should_update_logs):
+    elif (
+        batch.processed > batch.completed
+        and not fit_loop._should_accumulate()
+        and connector.should_update_logs
+    ):
         metrics, step = connector.metrics["log"], epoch_loop._batches_that_stepped
     else:
         return []
@@ -202,7 +216,9 @@ class PreemptionCheckpoint(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_handler()
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         self._restore_handler()
@@ -210,8 +226,11 @@ class PreemptionCheckpoint(pl.Callback):
             path = self.dirpath / self.FILENAME
             trainer.save_checkpoint(path)
             self.saved = path
-            log.warning("Stopped by a signal; saved %s (continue with `python train.py resume=%s`)",
-                        path, self.dirpath.parent)
+            log.warning(
+                "Stopped by a signal; saved %s (continue with `python train.py resume=%s`)",
+                path,
+                self.dirpath.parent,
+            )
 
     def _restore_handler(self) -> None:
         if self._previous_usr1 is not None:
@@ -232,8 +251,11 @@ class NonFiniteGuard(pl.Callback):
         self._bad_loss = False
 
     def _where(self, trainer: pl.Trainer) -> dict[str, int]:
-        return {"epoch": trainer.current_epoch, "step": trainer.global_step,
-                "batch_idx": trainer.fit_loop.epoch_loop.batch_idx}
+        return {
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "batch_idx": trainer.fit_loop.epoch_loop.batch_idx,
+        }
 
     def _stop(self, trainer: pl.Trainer, what: str) -> None:
         where = self._where(trainer)
@@ -244,13 +266,16 @@ class NonFiniteGuard(pl.Callback):
             "that batch, or skip such steps with nonfinite=skip."
         )
 
-    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+    def on_before_backward(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
+    ) -> None:
         self._bad_loss = not bool(torch.isfinite(loss.detach()).all())
         if self._bad_loss and self.policy == "stop":
             self._stop(trainer, f"loss ({loss.item()})")
 
-    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                                 optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         # A sparse gradient (nn.Embedding(sparse=True)) is checked through its values; isfinite has no sparse kernel.
         bad_grads = any(not bool(torch.isfinite(g._values() if g.is_sparse else g).all()) for g in grads)
@@ -265,6 +290,11 @@ class NonFiniteGuard(pl.Callback):
                 p.grad = None
         where = self._where(trainer)
         self.skipped.append(where)
-        log.warning("Skipped optimizer step with non-finite %s at epoch %d, step %d, batch %d",
-                    "loss" if self._bad_loss else "gradients", where["epoch"], where["step"], where["batch_idx"])
+        log.warning(
+            "Skipped optimizer step with non-finite %s at epoch %d, step %d, batch %d",
+            "loss" if self._bad_loss else "gradients",
+            where["epoch"],
+            where["step"],
+            where["batch_idx"],
+        )
         self._bad_loss = False

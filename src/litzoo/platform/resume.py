@@ -103,20 +103,30 @@ def resume_argv(argv: list[str], compose: Callable[[list[str], list[str]], DictC
         run_dir = Path(resume).expanduser().resolve()
     record = read_record(run_dir)
     if not record:
-        raise ConfigError(f"resume={resume}: {run_dir} holds no run.json, so there is no run to continue. "
-                          "Pass the run directory of an earlier run (it holds run.json and checkpoints/).")
+        raise ConfigError(
+            f"resume={resume}: {run_dir} holds no run.json, so there is no run to continue. "
+            "Pass the run directory of an earlier run (it holds run.json and checkpoints/)."
+        )
     extra = [a for a in rest if not a.startswith("hydra.run.dir=")]
     extends = any(a.lstrip("+").startswith(("trainer.max_epochs=", "trainer.max_steps=")) for a in extra)
     if record.get("status") == "completed" and not extends:
-        raise ConfigError(f"resume={resume}: the run in {run_dir} already completed; there is nothing to "
-                          f"continue. To train it further from its last.ckpt, give a longer schedule: "
-                          f"`python train.py resume={resume} trainer.max_epochs=<more>`; to start a new run from "
-                          "its weights, ckpt_path=<checkpoint>.")
+        raise ConfigError(
+            f"resume={resume}: the run in {run_dir} already completed; there is nothing to "
+            f"continue. To train it further from its last.ckpt, give a longer schedule: "
+            f"`python train.py resume={resume} trainer.max_epochs=<more>`; to start a new run from "
+            "its weights, ckpt_path=<checkpoint>."
+        )
     if process_alive(record):
         raise ConfigError(f"resume={resume}: the run in {run_dir} is still running (pid {record['pid']}).")
     original_dirs = record.get("user_config_dirs") or config_dirs
-    return [argv[0], *[f"--config-dir={d}" for d in original_dirs], *record.get("overrides", []), *extra,
-            f"hydra.run.dir={run_dir}", f"resume={run_dir}"]
+    return [
+        argv[0],
+        *[f"--config-dir={d}" for d in original_dirs],
+        *record.get("overrides", []),
+        *extra,
+        f"hydra.run.dir={run_dir}",
+        f"resume={run_dir}",
+    ]
 
 
 def find_unfinished_run(cfg: DictConfig) -> Path | None:
@@ -126,7 +136,11 @@ def find_unfinished_run(cfg: DictConfig) -> Path | None:
     candidates = []
     for record_file in root.rglob("run.json") if root.is_dir() else []:
         record = read_record(record_file.parent)
-        if (record.get("config_hash") == fingerprint and record.get("status") in UNFINISHED
-                and any((record_file.parent / "checkpoints").glob("*.ckpt")) and not process_alive(record)):
+        if (
+            record.get("config_hash") == fingerprint
+            and record.get("status") in UNFINISHED
+            and any((record_file.parent / "checkpoints").glob("*.ckpt"))
+            and not process_alive(record)
+        ):
             candidates.append((record.get("started_at") or "", record_file.parent))
     return max(candidates)[1].resolve() if candidates else None

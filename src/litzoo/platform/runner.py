@@ -101,11 +101,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
         resuming = _resumes(cfg, previous)
         seed = _seed(cfg, previous if resuming else None)
         if record.enabled:  # what the DDP children of this job must run (see cli.ddp_child_argv)
-            overrides = [o for o in ctx.overrides if not o.startswith(("seed=", "resume="))] + [f"seed={seed}"]
+            overrides = [o for o in ctx.overrides if not o.startswith(("seed=", "resume="))] + [
+                f"seed={seed}"
+            ]
             if resuming:  # the children must not decide again: rank 0 has rewritten run.json by then
                 overrides.append(f"resume={ctx.run_dir}")
-            os.environ[JOB_ENV] = json.dumps({"run_dir": str(ctx.run_dir), "overrides": overrides,
-                                              "config_dirs": ctx.user_config_dirs})
+            os.environ[JOB_ENV] = json.dumps(
+                {"run_dir": str(ctx.run_dir), "overrides": overrides, "config_dirs": ctx.user_config_dirs}
+            )
         if record.enabled:
             _redact_hydra_files(ctx.run_dir)
             _start_record(record, cfg, ctx, seed, previous if resuming else None)
@@ -116,9 +119,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
         if ctx.multirun:  # the sweep goes on; NaN tells an optimizing sweeper the trial failed
             return float("nan") if cfg.get("optimized_metric") else None
         raise
-    record.finish("completed", metrics=result.metrics, best_checkpoint=result.best_checkpoint,
-                  environment=environment(), global_batch_size=result.global_batch_size,
-                  objective=result.objective)
+    record.finish(
+        "completed",
+        metrics=result.metrics,
+        best_checkpoint=result.best_checkpoint,
+        environment=environment(),
+        global_batch_size=result.global_batch_size,
+        objective=result.objective,
+    )
     if record.enabled:
         _finish_outputs(cfg, ctx, result, record)
     return result.objective
@@ -171,29 +179,43 @@ def _resumes(cfg: DictConfig, previous: dict[str, Any]) -> bool:
     return False
 
 
-def _start_record(record: RunRecord, cfg: DictConfig, ctx: RunContext, seed: int,
-                  previous: dict[str, Any] | None) -> None:
+def _start_record(
+    record: RunRecord, cfg: DictConfig, ctx: RunContext, seed: int, previous: dict[str, Any] | None
+) -> None:
     identity = {"pid": os.getpid(), "config_hash": config_fingerprint(cfg)}
     if previous is not None:
         # Overrides given beside resume= (e.g. a longer trainer.max_epochs) join the run's own, so a
         # later resume of this run continues with them too.
         original = list(previous.get("overrides") or [])
         extra = [o for o in ctx.overrides if o not in original and not o.startswith("resume=")]
-        record.resume(previous, entry={"overrides": extra} if extra else None,
-                      overrides=merge_overrides(original, extra), **identity)
+        record.resume(
+            previous,
+            entry={"overrides": extra} if extra else None,
+            overrides=merge_overrides(original, extra),
+            **identity,
+        )
         return
     root = Path(cfg.paths.root_dir)
     record.start(
-        task=cfg.task.name, model=cfg.model.name, data=cfg.data.name, seed=seed,
-        run_dir=str(ctx.run_dir), overrides=ctx.overrides, user_config_dirs=ctx.user_config_dirs,
+        task=cfg.task.name,
+        model=cfg.model.name,
+        data=cfg.data.name,
+        seed=seed,
+        run_dir=str(ctx.run_dir),
+        overrides=ctx.overrides,
+        user_config_dirs=ctx.user_config_dirs,
         reproduce=reproduce_command(root, ctx.overrides, seed, ctx.user_config_dirs),
-        code=code_version(root, ctx.run_dir), environment=environment(),
-        metrics={}, best_checkpoint=None, **identity,
+        code=code_version(root, ctx.run_dir),
+        environment=environment(),
+        metrics={},
+        best_checkpoint=None,
+        **identity,
     )
 
 
-def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord,
-                  previous: dict[str, Any] | None) -> RunResult:
+def _fit_and_test(
+    cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord, previous: dict[str, Any] | None
+) -> RunResult:
     import warnings
 
     import lightning.pytorch as pl
@@ -225,8 +247,9 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     if record.enabled:
         _probe_writable(checkpoint_dir)
         if previous is not None:
-            record.data["resumes"][-1].update(checkpoint=str(resume.path) if resume else None,
-                                              step=resume.step if resume else 0)
+            record.data["resumes"][-1].update(
+                checkpoint=str(resume.path) if resume else None, step=resume.step if resume else 0
+            )
             record.update()
 
     datamodule = build(cfg.data, seed=seed)
@@ -241,20 +264,34 @@ def _fit_and_test(cfg: DictConfig, ctx: RunContext, seed: int, record: RunRecord
     # A summary callback of ours stands in for Lightning's default one (which would only say so).
     own_summary = any(isinstance(c, pl.callbacks.ModelSummary) for c in callbacks)
     callbacks += [ResumeState(), preemption, guard, LogDataSummary()]
-    loggers = [instantiate(c, _convert_="all", **_logger_resume_kwargs(c, previous, resume))
-               for c in (cfg.get("logger") or {}).values() if c]
+    loggers = [
+        instantiate(c, _convert_="all", **_logger_resume_kwargs(c, previous, resume))
+        for c in (cfg.get("logger") or {}).values()
+        if c
+    ]
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator", "auto"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                      precision=precision, plugins=[AtomicCheckpointIO()],
-                                      **({"enable_model_summary": False} if own_summary else {}),
-                                      **datamodule.trainer_kwargs(), _convert_="all")
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=precision,
+        plugins=[AtomicCheckpointIO()],
+        **({"enable_model_summary": False} if own_summary else {}),
+        **datamodule.trainer_kwargs(),
+        _convert_="all",
+    )
 
     if trainer.world_size > 1 and not any(isinstance(c, RankWatchdog) for c in trainer.callbacks):
         trainer.callbacks.append(RankWatchdog())  # a dead rank must fail the job, not hang it
     batch = _real_batch_size(cfg, datamodule, trainer.world_size)
     global_batch = batch * trainer.world_size * trainer.accumulate_grad_batches
-    log.info("Batch size: %d per device x %d device(s) x %d accumulation = %d global",
-             batch, trainer.world_size, trainer.accumulate_grad_batches, global_batch)
+    log.info(
+        "Batch size: %d per device x %d device(s) x %d accumulation = %d global",
+        batch,
+        trainer.world_size,
+        trainer.accumulate_grad_batches,
+        global_batch,
+    )
     record.update(global_batch_size=global_batch, precision=str(precision), **_logger_ids(loggers))
 
     task = build(
@@ -296,14 +333,27 @@ def _real_batch_size(cfg: DictConfig, datamodule: Any, world_size: int) -> int:
     samples = datamodule.train_samples() if cfg.train and hasattr(datamodule, "train_samples") else None
     batch = real_batch_size(configured, samples, world_size)
     if batch < configured:
-        log.warning("data.batch_size=%d is larger than the %d training samples (%d per device): every training "
-                    "batch holds %d, which run.json and the lr scaling use. Set data.batch_size<=%d to silence this.",
-                    configured, samples, batch, batch, batch)
+        log.warning(
+            "data.batch_size=%d is larger than the %d training samples (%d per device): every training "
+            "batch holds %d, which run.json and the lr scaling use. Set data.batch_size<=%d to silence this.",
+            configured,
+            samples,
+            batch,
+            batch,
+            batch,
+        )
     return batch
 
 
-def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, global_batch: int,
-                   record: RunRecord, start_from: str | None) -> RunResult:
+def _fit_then_test(
+    cfg: DictConfig,
+    trainer: Any,
+    task: Any,
+    datamodule: Any,
+    global_batch: int,
+    record: RunRecord,
+    start_from: str | None,
+) -> RunResult:
     best, objective = None, None
     if cfg.train:
         with _checkpoint_must_fit(cfg, start_from):
@@ -323,8 +373,9 @@ def _fit_then_test(cfg: DictConfig, trainer: Any, task: Any, datamodule: Any, gl
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         if not cfg.train:
             best = str(Path(cfg.ckpt_path).expanduser().resolve())
-    return RunResult(metrics=metrics, best_checkpoint=best or None, objective=objective,
-                     global_batch_size=global_batch)
+    return RunResult(
+        metrics=metrics, best_checkpoint=best or None, objective=objective, global_batch_size=global_batch
+    )
 
 
 @contextlib.contextmanager
@@ -340,9 +391,13 @@ def _checkpoint_must_fit(cfg: DictConfig, ckpt: str | None) -> Iterator[None]:
             raise
         from litzoo.errors import CheckpointError
 
-        counts = {kind: len(re.findall(r'"[^"]+"', line)) for kind, line in (
-            ("missing", next((x for x in text.splitlines() if "Missing key(s)" in x), "")),
-            ("unexpected", next((x for x in text.splitlines() if "Unexpected key(s)" in x), "")))}
+        counts = {
+            kind: len(re.findall(r'"[^"]+"', line))
+            for kind, line in (
+                ("missing", next((x for x in text.splitlines() if "Missing key(s)" in x), "")),
+                ("unexpected", next((x for x in text.splitlines() if "Unexpected key(s)" in x), "")),
+            )
+        }
         counts["of another shape"] = text.count("size mismatch for")
         found = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
         raise CheckpointError(
@@ -367,15 +422,21 @@ def _resume_point(checkpoint_dir: Path) -> ResumePoint | None:
 
     path = newest_intact_checkpoint(checkpoint_dir, resumable=True)
     if path is None:
-        log.warning("No intact checkpoint in %s: the run starts again from the beginning, in place",
-                    checkpoint_dir)
+        log.warning(
+            "No intact checkpoint in %s: the run starts again from the beginning, in place", checkpoint_dir
+        )
         return None
     checkpoint = load_checkpoint_file(path)
     loops = checkpoint.get("loops", {})
     step = loops.get("fit_loop", {}).get("epoch_loop.state_dict", {}).get("_batches_that_stepped", 0)
     log.info("Resuming from %s (step %d)", path, step)
-    return ResumePoint(path, int(step), checkpoint.get("litzoo", {}), int(checkpoint.get("epoch", 0)),
-                       int(checkpoint.get("global_step", 0)))
+    return ResumePoint(
+        path,
+        int(step),
+        checkpoint.get("litzoo", {}),
+        int(checkpoint.get("epoch", 0)),
+        int(checkpoint.get("global_step", 0)),
+    )
 
 
 def _check_extends(cfg: DictConfig, run_dir: Path, resume: ResumePoint | None) -> None:
@@ -399,8 +460,13 @@ def _check_extends(cfg: DictConfig, run_dir: Path, resume: ResumePoint | None) -
             f"{max_epochs}, trainer.max_steps={max_steps} ask for no more. To train it further, give a larger "
             f"limit, e.g. `python train.py resume={run_dir} trainer.max_epochs={2 * epochs}`."
         )
-    log.info("Extending the completed run from %s (epoch %d, step %d) to trainer.max_epochs=%s",
-             resume.path, epochs, steps, max_epochs)
+    log.info(
+        "Extending the completed run from %s (epoch %d, step %d) to trainer.max_epochs=%s",
+        resume.path,
+        epochs,
+        steps,
+        max_epochs,
+    )
 
 
 def _start_from_weights_only(task: Any, path: str) -> str | None:
@@ -415,16 +481,20 @@ def _start_from_weights_only(task: Any, path: str) -> str | None:
     if "state_dict" not in checkpoint:
         from litzoo.errors import CheckpointError
 
-        raise CheckpointError(f"ckpt_path={path} holds no state_dict: it is not a Lightning checkpoint of a "
-                              "litzoo run. Give a file from a run's checkpoints/ folder.")
+        raise CheckpointError(
+            f"ckpt_path={path} holds no state_dict: it is not a Lightning checkpoint of a "
+            "litzoo run. Give a file from a run's checkpoints/ folder."
+        )
     task.load_state_dict(checkpoint["state_dict"])
-    log.info("ckpt_path=%s holds weights only: training starts from them with a new optimizer and schedule",
-             path)
+    log.info(
+        "ckpt_path=%s holds weights only: training starts from them with a new optimizer and schedule", path
+    )
     return None
 
 
-def _logger_resume_kwargs(logger_cfg: Any, previous: dict[str, Any] | None,
-                          resume: ResumePoint | None) -> dict[str, Any]:
+def _logger_resume_kwargs(
+    logger_cfg: Any, previous: dict[str, Any] | None, resume: ResumePoint | None
+) -> dict[str, Any]:
     """Arguments that make a logger continue the run it logged before (same files, same run id)."""
     target = str(logger_cfg.get("_target_", ""))
     if previous is None:
@@ -555,8 +625,12 @@ def _finish_outputs(cfg: DictConfig, ctx: RunContext, result: RunResult, record:
     print_results(
         f"{cfg.task.name} / {cfg.model.name} / {cfg.data.name}: test metrics",
         result.metrics,
-        {"Run directory": f"{ctx.run_dir} ({human_bytes(disk)})", "Best checkpoint": result.best_checkpoint,
-         "Curves": plot, "Reproduce": record.data.get("reproduce")},
+        {
+            "Run directory": f"{ctx.run_dir} ({human_bytes(disk)})",
+            "Best checkpoint": result.best_checkpoint,
+            "Curves": plot,
+            "Reproduce": record.data.get("reproduce"),
+        },
     )
 
 
@@ -592,8 +666,13 @@ def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) ->
     if record.data:  # a run.json exists: mark it
         record.finish(status, error=None if interrupted else message)
     else:
-        record.start(status=status, run_dir=str(ctx.run_dir), overrides=ctx.overrides,
-                     error=None if interrupted else message, ended_at=now_iso())
+        record.start(
+            status=status,
+            run_dir=str(ctx.run_dir),
+            overrides=ctx.overrides,
+            error=None if interrupted else message,
+            ended_at=now_iso(),
+        )
     if ctx.multirun and not interrupted:
         log.error("Job failed: %s (details in %s)", message, ctx.run_dir / "train.log")
         return
@@ -609,7 +688,8 @@ def _record_failure(record: RunRecord, error: BaseException, ctx: RunContext) ->
         print(f"\nError: {message}\n(run directory: {ctx.run_dir})", file=sys.stderr)
         sys.exit(error.exit_code)
     _log_to_file_only(f"Run failed: {message}")
-    print(f"\nError: the run failed with {message}\nThe full traceback is in {ctx.run_dir / 'train.log'}",
-          file=sys.stderr)
+    print(
+        f"\nError: the run failed with {message}\nThe full traceback is in {ctx.run_dir / 'train.log'}",
+        file=sys.stderr,
+    )
     sys.exit(1)
-

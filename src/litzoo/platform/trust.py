@@ -38,23 +38,78 @@ from typing import Any
 
 from litzoo.errors import ConfigError
 
-ALLOWED_PACKAGES = ("litzoo", "torch", "lightning", "pytorch_lightning", "torchmetrics", "timm", "torchvision",
-                    "transformers")
+ALLOWED_PACKAGES = (
+    "litzoo",
+    "torch",
+    "lightning",
+    "pytorch_lightning",
+    "torchmetrics",
+    "timm",
+    "torchvision",
+    "transformers",
+)
 # Inside the allowed packages: callables that deserialize pickles or execute files/repositories.
 DENIED_PREFIXES = (
-    "torch.load", "torch.hub", "torch.utils.cpp_extension", "torch.package", "torch.serialization",
-    "torch.jit.load", "torch.jit._serialization", "torch.distributed.rpc", "torch._dynamo", "torch._inductor",
-    "lightning.fabric.utilities.cloud_io", "lightning.pytorch.core.saving", "transformers.dynamic_module_utils",
+    "torch.load",
+    "torch.hub",
+    "torch.utils.cpp_extension",
+    "torch.package",
+    "torch.serialization",
+    "torch.jit.load",
+    "torch.jit._serialization",
+    "torch.distributed.rpc",
+    "torch._dynamo",
+    "torch._inductor",
+    "lightning.fabric.utilities.cloud_io",
+    "lightning.pytorch.core.saving",
+    "transformers.dynamic_module_utils",
 )
 DENIED_ARGUMENTS = ("trust_remote_code",)
 # Standard-library modules that give access to processes, files, imports or arbitrary calls. A
 # target path through one of them (`torch.os.system`) is an alias even before it is resolved.
-_DANGEROUS_STDLIB = frozenset({
-    "os", "posix", "nt", "sys", "subprocess", "builtins", "shutil", "importlib", "pickle", "marshal",
-    "ctypes", "socket", "pty", "runpy", "code", "codeop", "multiprocessing", "signal", "io", "tempfile",
-    "pathlib", "urllib", "http", "webbrowser", "shelve", "types", "inspect", "functools", "operator", "gc",
-    "threading", "asyncio", "glob", "zipfile", "tarfile", "ftplib", "smtplib", "telnetlib", "ssl",
-})
+_DANGEROUS_STDLIB = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "sys",
+        "subprocess",
+        "builtins",
+        "shutil",
+        "importlib",
+        "pickle",
+        "marshal",
+        "ctypes",
+        "socket",
+        "pty",
+        "runpy",
+        "code",
+        "codeop",
+        "multiprocessing",
+        "signal",
+        "io",
+        "tempfile",
+        "pathlib",
+        "urllib",
+        "http",
+        "webbrowser",
+        "shelve",
+        "types",
+        "inspect",
+        "functools",
+        "operator",
+        "gc",
+        "threading",
+        "asyncio",
+        "glob",
+        "zipfile",
+        "tarfile",
+        "ftplib",
+        "smtplib",
+        "telnetlib",
+        "ssl",
+    }
+)
 _CODE_RUNNING_NAME = re.compile(r"(^|_)(load|loads|unpickle|exec|eval|system|popen|spawn|compile)(_|$)", re.I)
 
 

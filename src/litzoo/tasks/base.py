@@ -36,7 +36,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 log = logging.getLogger("litzoo")
 
-_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+_NORM_TYPES = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
 
 
 def split_decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -62,8 +67,14 @@ def split_decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str,
 class TaskModule(pl.LightningModule):
     """Base class of litzoo's task modules. Subclasses set `self.net` before calling `init_ema()`."""
 
-    def __init__(self, optim: dict, sched: dict | None = None, no_decay_norm_bias: bool = True,
-                 ema_decay: float | None = None, max_grad_norm: float | None = None) -> None:
+    def __init__(
+        self,
+        optim: dict,
+        sched: dict | None = None,
+        no_decay_norm_bias: bool = True,
+        ema_decay: float | None = None,
+        max_grad_norm: float | None = None,
+    ) -> None:
         super().__init__()
         self.optim_cfg = dict(optim)
         self.sched_cfg = dict(sched) if sched else None
@@ -74,8 +85,9 @@ class TaskModule(pl.LightningModule):
 
     # --- a run directory is a model --------------------------------------------------------------
     @staticmethod
-    def from_run_dir(run_dir: str | Path, checkpoint: str | Path | None = None,
-                     map_location: str = "cpu") -> TaskModule:
+    def from_run_dir(
+        run_dir: str | Path, checkpoint: str | Path | None = None, map_location: str = "cpu"
+    ) -> TaskModule:
         """The trained task of a run directory, with its preprocessing, ready to predict
         (like `from_pretrained(path)`): the run's task target, rebuilt from the checkpoint's
         hyper-parameters (weights-only, targets checked against the allowlist first), with
@@ -115,7 +127,9 @@ class TaskModule(pl.LightningModule):
         return task.eval().to(map_location)
 
     # --- prediction (python -m litzoo.predict <run_dir> <inputs>) ----------------------------------
-    def predict_inputs(self, inputs: list[str], batch_size: int = 16, top_k: int | None = None) -> list[dict[str, Any]]:
+    def predict_inputs(
+        self, inputs: list[str], batch_size: int = 16, top_k: int | None = None
+    ) -> list[dict[str, Any]]:
         """Predictions for raw inputs (image paths, texts, ...): one JSON-serialisable dict per input, in order.
 
         The task preprocesses each input as its evaluation split was (what it needs is in its
@@ -149,7 +163,9 @@ class TaskModule(pl.LightningModule):
     # --- weights used for evaluation -----------------------------------------------------------
     def init_ema(self) -> None:
         if self.ema_decay:
-            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
+            self.ema = AveragedModel(
+                self.net, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True
+            )
             self.ema.requires_grad_(False)
 
     @property
@@ -169,8 +185,12 @@ class TaskModule(pl.LightningModule):
             return split_decay_groups(self.net, weight_decay)
         return [p for p in self.net.parameters() if p.requires_grad]
 
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
         """The Trainer's clipping (trainer.gradient_clip_val) if set, else the task's `max_grad_norm`.
 
         Fine-tuning recipes (BERT: 1.0) clip the global gradient norm, and R-CNN models trained from
@@ -202,7 +222,6 @@ def split_model_config(model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     return arguments, dict(arguments.pop("input", None) or {})
 
 
-
 @dataclass
 class Scores:
     """One evaluation pass: flat metrics to log, text tables for the log, results to save."""
@@ -224,9 +243,15 @@ class EvaluatingTask(TaskModule):
     # The log title of each table in Scores.tables ({name}: its key); the values are x100.
     table_title = "{name} AP per class (x100)"
 
-    def __init__(self, optim: dict, sched: dict | None = None, no_decay_norm_bias: bool = True,
-                 ema_decay: float | None = None, save_detections: bool = True,
-                 max_grad_norm: float | None = None) -> None:
+    def __init__(
+        self,
+        optim: dict,
+        sched: dict | None = None,
+        no_decay_norm_bias: bool = True,
+        ema_decay: float | None = None,
+        save_detections: bool = True,
+        max_grad_norm: float | None = None,
+    ) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, max_grad_norm)
         self.save_detections = save_detections
         self._metrics: dict[str, Any] = {}

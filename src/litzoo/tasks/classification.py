@@ -31,30 +31,51 @@ class ClassificationTask(TaskModule):
         mixup_alpha, cutmix_alpha, mix_prob: timm `Mixup` settings; 0 alphas disable mixing.
     """
 
-    def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
-                 label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-                 mix_prob: float = 1.0, no_decay_norm_bias: bool = True, ema_decay: float | None = None) -> None:
+    def __init__(
+        self,
+        model: dict,
+        data_info: dict,
+        optim: dict,
+        sched: dict | None = None,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
+        no_decay_norm_bias: bool = True,
+        ema_decay: float | None = None,
+    ) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay)
         self.save_hyperparameters()
         self.num_classes = int(data_info["num_classes"])
-        self.net = build(model, num_classes=self.num_classes, in_chans=int(data_info["in_chans"]),
-                         image_size=int(data_info["image_size"]))
+        self.net = build(
+            model,
+            num_classes=self.num_classes,
+            in_chans=int(data_info["in_chans"]),
+            image_size=int(data_info["image_size"]),
+        )
         self.init_ema()
 
         self.mixup = None
         if mixup_alpha > 0 or cutmix_alpha > 0:
             from timm.data import Mixup
 
-            self.mixup = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=mix_prob,
-                               label_smoothing=label_smoothing, num_classes=self.num_classes)
+            self.mixup = Mixup(
+                mixup_alpha=mixup_alpha,
+                cutmix_alpha=cutmix_alpha,
+                prob=mix_prob,
+                label_smoothing=label_smoothing,
+                num_classes=self.num_classes,
+            )
         self.train_criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.eval_criterion = nn.CrossEntropyLoss()
 
         top5 = min(5, self.num_classes)
-        metrics = MetricCollection({
-            "acc_top1": MulticlassAccuracy(self.num_classes, top_k=1, average="micro"),
-            "acc_top5": MulticlassAccuracy(self.num_classes, top_k=top5, average="micro"),
-        })
+        metrics = MetricCollection(
+            {
+                "acc_top1": MulticlassAccuracy(self.num_classes, top_k=1, average="micro"),
+                "acc_top5": MulticlassAccuracy(self.num_classes, top_k=top5, average="micro"),
+            }
+        )
         self.train_acc = MulticlassAccuracy(self.num_classes, top_k=1, average="micro")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -75,11 +96,20 @@ class ClassificationTask(TaskModule):
             loss = self.train_criterion(logits, labels)
             self.train_acc(logits, labels)
             self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images),
-                 sync_dist=True)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(images),
+            sync_dist=True,
+        )
         return loss
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics: MetricCollection
+    ) -> None:
         images, labels = batch
         logits = self.eval_net(images)
         loss = self.eval_criterion(logits, labels)
@@ -123,7 +153,9 @@ class ClassificationTask(TaskModule):
             )
         return eval_transform(spec["image_size"], spec["mean"], spec["std"], spec["crop_pct"])
 
-    def predict_inputs(self, inputs: list[str], batch_size: int = 16, top_k: int | None = None) -> list[dict[str, Any]]:
+    def predict_inputs(
+        self, inputs: list[str], batch_size: int = 16, top_k: int | None = None
+    ) -> list[dict[str, Any]]:
         """The `top_k` (default 5) most probable classes of each image file, preprocessed like the eval split:
         ``{"input", "label", "score", "top_k": [{"label", "index", "score"}, ...]}``."""
         transform = self.eval_transform()
@@ -139,12 +171,16 @@ class ClassificationTask(TaskModule):
             scores, indices = probabilities.topk(k, dim=-1)
             for path, row_scores, row_indices in zip(chunk, scores.tolist(), indices.tolist()):
                 top = [{"label": names[i], "index": i, "score": s} for s, i in zip(row_scores, row_indices)]
-                rows.append({"input": str(path), "label": top[0]["label"], "score": top[0]["score"], "top_k": top})
+                rows.append(
+                    {"input": str(path), "label": top[0]["label"], "score": top[0]["score"], "top_k": top}
+                )
         return rows
 
     def format_prediction(self, prediction: dict[str, Any]) -> str:
         """``<file>\t<label> <probability>\t<label> <probability>...``, most probable first."""
-        return "\t".join([prediction["input"], *(f"{t['label']} {t['score']:.4f}" for t in prediction["top_k"])])
+        return "\t".join(
+            [prediction["input"], *(f"{t['label']} {t['score']:.4f}" for t in prediction["top_k"])]
+        )
 
 
 def open_image(path: str, mode: str) -> Any:
@@ -156,5 +192,10 @@ def open_image(path: str, mode: str) -> Any:
     try:
         with Image.open(path) as image:
             return image.convert(mode)
-    except (OSError, ValueError) as error:  # missing, unreadable or not an image (PIL's UnidentifiedImageError)
-        raise DataError(f"Cannot read image {path}: {error}. Give the path of an image file (PNG, JPEG, ...).") from None
+    except (
+        OSError,
+        ValueError,
+    ) as error:  # missing, unreadable or not an image (PIL's UnidentifiedImageError)
+        raise DataError(
+            f"Cannot read image {path}: {error}. Give the path of an image file (PNG, JPEG, ...)."
+        ) from None

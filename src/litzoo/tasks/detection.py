@@ -46,13 +46,22 @@ def model_target(target: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 class CocoMetrics:
     """COCOeval on one split's ground truth; ``primary`` IoU type unprefixed, the others prefixed."""
 
-    def __init__(self, coco_gt: Any, iou_types: Sequence[str], category_ids: Sequence[int], backend: str,
-                 kpt_oks_sigmas: Sequence[float] | None = None, mask_threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        coco_gt: Any,
+        iou_types: Sequence[str],
+        category_ids: Sequence[int],
+        backend: str,
+        kpt_oks_sigmas: Sequence[float] | None = None,
+        mask_threshold: float = 0.5,
+    ) -> None:
         from litzoo.metrics.coco_eval import CocoEvaluator
 
         label_to_cat_id = {label: int(c) for label, c in enumerate(category_ids, start=1)}
         self.primary = iou_types[0]
-        self.evaluator = CocoEvaluator(coco_gt, iou_types, label_to_cat_id, backend, kpt_oks_sigmas, mask_threshold)
+        self.evaluator = CocoEvaluator(
+            coco_gt, iou_types, label_to_cat_id, backend, kpt_oks_sigmas, mask_threshold
+        )
 
     def reset(self) -> None:
         self.evaluator.reset()
@@ -101,11 +110,19 @@ class VocMetrics:
         import json
 
         results = []
-        for key, (_, _, _, detections) in sorted(self.metric.scored_images.items(), key=lambda kv: repr(kv[0])):
+        for key, (_, _, _, detections) in sorted(
+            self.metric.scored_images.items(), key=lambda kv: repr(kv[0])
+        ):
             name = self.image_names[key] if isinstance(key, int) and key < len(self.image_names) else str(key)
             for label, score, (x1, y1, x2, y2) in detections:
-                results.append({"image_id": name, "category_id": label, "score": score,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1]})
+                results.append(
+                    {
+                        "image_id": name,
+                        "category_id": label,
+                        "score": score,
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    }
+                )
         path = Path(directory) / f"{stem}.json"
         path.write_text(json.dumps(results))
         return [path]
@@ -120,8 +137,9 @@ def read_rgb_image(path: str | Path) -> torch.Tensor:
     try:
         return decode_image(str(path), mode=ImageReadMode.RGB)
     except (RuntimeError, ValueError) as error:
-        raise DataError(f"Cannot decode image {path} ({str(error).splitlines()[0]}). Give an image file "
-                        "(JPEG, PNG, ...).") from None
+        raise DataError(
+            f"Cannot decode image {path} ({str(error).splitlines()[0]}). Give an image file (JPEG, PNG, ...)."
+        ) from None
 
 
 def prediction_image_id(path: str | Path) -> int | str:
@@ -140,7 +158,9 @@ class DetectionPredictions:
         """``<file>\t<n> detection(s)\t<label> <score> [x, y, w, h]\t...``, best first."""
         found = prediction["detections"]
         parts = [prediction["input"], f"{len(found)} detection{'' if len(found) == 1 else 's'}"]
-        parts += [f"{d['label']} {d['score']:.4f} [{', '.join(f'{v:.1f}' for v in d['bbox'])}]" for d in found]
+        parts += [
+            f"{d['label']} {d['score']:.4f} [{', '.join(f'{v:.1f}' for v in d['bbox'])}]" for d in found
+        ]
         return "\t".join(parts)
 
     def predictions_file(self, predictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +168,9 @@ class DetectionPredictions:
         ``segmentation`` (RLE) or ``keypoints``), all detections of all files in one list, as detectron2
         writes it. pycocotools' ``loadRes`` reads it; for mask AP drop ``bbox`` first (detectron2 does too),
         else COCOeval takes the box area as the instance's area."""
-        return [{k: v for k, v in d.items() if k != "label"} for row in predictions for d in row["detections"]]
+        return [
+            {k: v for k, v in d.items() if k != "label"} for row in predictions for d in row["detections"]
+        ]
 
 
 class DetectionTask(DetectionPredictions, EvaluatingTask):
@@ -170,10 +192,19 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
     targets = "boxes"
     iou_types: tuple[str, ...] = ("bbox",)
 
-    def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
-                 no_decay_norm_bias: bool = True, ema_decay: float | None = None,
-                 eval_backend: str = "pycocotools", mask_threshold: float = 0.5,
-                 save_detections: bool = True, max_grad_norm: float | None = None) -> None:
+    def __init__(
+        self,
+        model: dict,
+        data_info: dict,
+        optim: dict,
+        sched: dict | None = None,
+        no_decay_norm_bias: bool = True,
+        ema_decay: float | None = None,
+        eval_backend: str = "pycocotools",
+        mask_threshold: float = 0.5,
+        save_detections: bool = True,
+        max_grad_norm: float | None = None,
+    ) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, max_grad_norm)
         self.save_hyperparameters()
         check_data_targets(self.task_name, self.targets, data_info)
@@ -197,7 +228,9 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
         loss = sum(losses.values())
         size = len(images)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=True, batch_size=size)
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=True, batch_size=size
+        )
         return loss
 
     def _evaluate(self, batch: tuple[list, list[dict]], stage: str) -> None:
@@ -211,14 +244,16 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> list[dict[str, torch.Tensor]]:
-        images = batch[0] if isinstance(batch, (tuple, list)) and isinstance(batch[0], (tuple, list)) else batch
+        images = (
+            batch[0] if isinstance(batch, (tuple, list)) and isinstance(batch[0], (tuple, list)) else batch
+        )
         return self.eval_net(list(images))
-
-    # -- evaluation ----------------------------------------------------------------------------------
 
     # -- prediction from image files (python -m litzoo.predict <run_dir> <images>) -------------------
 
-    def predict_inputs(self, inputs: list[str], batch_size: int = 4, top_k: int | None = None) -> list[dict[str, Any]]:
+    def predict_inputs(
+        self, inputs: list[str], batch_size: int = 4, top_k: int | None = None
+    ) -> list[dict[str, Any]]:
         """Detections of each image file in its own pixel frame: the evaluation preprocessing (the image as
         it is, scaled to [0, 1]; the model resizes internally), the model's score threshold, the `top_k`
         best (default: all it returns), with boxes, RLE masks and keypoints as COCO results."""
@@ -237,8 +272,13 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
                 rows.append(self.detections_row(str(path), tuple(image.shape[-2:]), output, top_k))
         return rows
 
-    def detections_row(self, path: str, size_hw: tuple[int, int], output: Mapping[str, torch.Tensor],
-                       top_k: int | None = None) -> dict[str, Any]:
+    def detections_row(
+        self,
+        path: str,
+        size_hw: tuple[int, int],
+        output: Mapping[str, torch.Tensor],
+        top_k: int | None = None,
+    ) -> dict[str, Any]:
         """One image's model output as a prediction row (COCO category ids, class names, results format)."""
         from litzoo.metrics.coco_eval import predictions_to_coco_results
 
@@ -252,23 +292,44 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
         image_id = prediction_image_id(path)
         detections = []
         for i, (label, box) in enumerate(zip(output["labels"].tolist(), results["bbox"])):
-            detection = {"image_id": image_id, "category_id": box["category_id"], "label": str(names[label]),
-                         "score": box["score"], "bbox": box["bbox"]}
+            detection = {
+                "image_id": image_id,
+                "category_id": box["category_id"],
+                "label": str(names[label]),
+                "score": box["score"],
+                "bbox": box["bbox"],
+            }
             if "segm" in results:
                 detection["segmentation"] = results["segm"][i]["segmentation"]
             if "keypoints" in results:
                 detection["keypoints"] = results["keypoints"][i]["keypoints"]
             detections.append(detection)
-        return {"input": path, "image_id": image_id, "height": int(size_hw[0]), "width": int(size_hw[1]),
-                "detections": detections}
+        return {
+            "input": path,
+            "image_id": image_id,
+            "height": int(size_hw[0]),
+            "width": int(size_hw[1]),
+            "detections": detections,
+        }
+
+    # -- evaluation ----------------------------------------------------------------------------------
 
     def make_metrics(self, split: str) -> Any:
         info = self.data_info
         if info.get("metric") == "voc":
-            return VocMetrics(info["class_names"][1:], bool(info.get("use_07_metric", True)),
-                              self.datamodule.voc_image_names(split))
-        return CocoMetrics(self.datamodule.coco_ground_truth(split), self.iou_types, info["category_ids"],
-                           self.eval_backend, info.get("kpt_oks_sigmas"), self.mask_threshold)
+            return VocMetrics(
+                info["class_names"][1:],
+                bool(info.get("use_07_metric", True)),
+                self.datamodule.voc_image_names(split),
+            )
+        return CocoMetrics(
+            self.datamodule.coco_ground_truth(split),
+            self.iou_types,
+            info["category_ids"],
+            self.eval_backend,
+            info.get("kpt_oks_sigmas"),
+            self.mask_threshold,
+        )
 
 
 class InstanceSegmentationTask(DetectionTask):

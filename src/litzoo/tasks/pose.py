@@ -62,14 +62,25 @@ class TopDownMetrics:
     def reset(self) -> None:
         self.evaluator.reset()
 
-    def add(self, image_ids: torch.Tensor, sample_indices: torch.Tensor, category_id: int,
-            keypoints: torch.Tensor, scores: torch.Tensor) -> None:
+    def add(
+        self,
+        image_ids: torch.Tensor,
+        sample_indices: torch.Tensor,
+        category_id: int,
+        keypoints: torch.Tensor,
+        scores: torch.Tensor,
+    ) -> None:
         """Keypoints ``(B, K, 3)`` = (x, y, peak) in image pixels and instance scores ``(B,)``."""
-        for image_id, index, kps, score in zip(image_ids.tolist(), sample_indices.tolist(), keypoints.tolist(),
-                                               scores.tolist()):
+        for image_id, index, kps, score in zip(
+            image_ids.tolist(), sample_indices.tolist(), keypoints.tolist(), scores.tolist()
+        ):
             flat = [float(v) for point in kps for v in point]
-            result = {"image_id": int(image_id), "category_id": category_id, "keypoints": flat,
-                      "score": float(score)}
+            result = {
+                "image_id": int(image_id),
+                "category_id": category_id,
+                "keypoints": flat,
+                "score": float(score),
+            }
             self.evaluator.add(image_id, {"keypoints": [result]}, key=(int(image_id), int(index)))
 
     def compute(self) -> Scores:
@@ -95,10 +106,19 @@ class TopDownPoseTask(DetectionPredictions, EvaluatingTask):
         max_grad_norm: clip the gradients' global norm (unless trainer.gradient_clip_val is set).
     """
 
-    def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
-                 no_decay_norm_bias: bool = True, ema_decay: float | None = None, flip_test: bool = True,
-                 eval_backend: str = "pycocotools", save_detections: bool = True,
-                 max_grad_norm: float | None = None) -> None:
+    def __init__(
+        self,
+        model: dict,
+        data_info: dict,
+        optim: dict,
+        sched: dict | None = None,
+        no_decay_norm_bias: bool = True,
+        ema_decay: float | None = None,
+        flip_test: bool = True,
+        eval_backend: str = "pycocotools",
+        save_detections: bool = True,
+        max_grad_norm: float | None = None,
+    ) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_detections, max_grad_norm)
         self.save_hyperparameters()
         check_data_targets("pose", "keypoints", data_info)
@@ -136,10 +156,17 @@ class TopDownPoseTask(DetectionPredictions, EvaluatingTask):
         loss = keypoint_mse_loss(heatmaps, targets["heatmaps"], targets["target_weight"])
         self.eval_loss[stage].update(loss.detach(), weight=len(images))
         self.log(f"{stage}/loss", self.eval_loss[stage], on_epoch=True)
-        keypoints = heatmaps_to_image_keypoints(heatmaps, targets["center"], targets["scale"], targets["rotation"])
+        keypoints = heatmaps_to_image_keypoints(
+            heatmaps, targets["center"], targets["scale"], targets["rotation"]
+        )
         scores = keypoint_instance_score(keypoints[..., 2], targets["score"].detach().cpu())
-        self.metrics_for(stage).add(targets["image_id"].cpu(), targets["sample_index"].cpu(),
-                                    int(self.data_info["keypoint_category_id"]), keypoints, scores)
+        self.metrics_for(stage).add(
+            targets["image_id"].cpu(),
+            targets["sample_index"].cpu(),
+            int(self.data_info["keypoint_category_id"]),
+            keypoints,
+            scores,
+        )
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -150,9 +177,13 @@ class TopDownPoseTask(DetectionPredictions, EvaluatingTask):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Keypoints ``(B, K, 3)`` = (x, y, peak) in image pixels."""
         images, targets = batch
-        return heatmaps_to_image_keypoints(self(images), targets["center"], targets["scale"], targets["rotation"])
+        return heatmaps_to_image_keypoints(
+            self(images), targets["center"], targets["scale"], targets["rotation"]
+        )
 
-    def predict_inputs(self, inputs: list[str], batch_size: int = 16, top_k: int | None = None) -> list[dict[str, Any]]:
+    def predict_inputs(
+        self, inputs: list[str], batch_size: int = 16, top_k: int | None = None
+    ) -> list[dict[str, Any]]:
         """The keypoints of one person per image file, the whole image being the person box.
 
         A top-down model needs person boxes and prediction gets only image files, so each image is
@@ -193,18 +224,33 @@ class TopDownPoseTask(DetectionPredictions, EvaluatingTask):
                 heatmaps = self(torch.stack(crops).to(self.device))
             keypoints = heatmaps_to_image_keypoints(heatmaps, torch.stack(centers), torch.stack(scales))
             scores = keypoint_instance_score(keypoints[..., 2], torch.ones(len(chunk)))
-            for path, (height, width), points, score in zip(chunk, sizes, keypoints.tolist(), scores.tolist()):
+            for path, (height, width), points, score in zip(
+                chunk, sizes, keypoints.tolist(), scores.tolist()
+            ):
                 image_id = prediction_image_id(path)
-                detection = {"image_id": image_id, "category_id": category_id, "label": label, "score": float(score),
-                             "bbox": [0.0, 0.0, float(width), float(height)],
-                             "keypoints": [float(v) for point in points for v in point]}
-                rows.append({"input": str(path), "image_id": image_id, "height": height, "width": width,
-                             "detections": [detection]})
+                detection = {
+                    "image_id": image_id,
+                    "category_id": category_id,
+                    "label": label,
+                    "score": float(score),
+                    "bbox": [0.0, 0.0, float(width), float(height)],
+                    "keypoints": [float(v) for point in points for v in point],
+                }
+                rows.append(
+                    {
+                        "input": str(path),
+                        "image_id": image_id,
+                        "height": height,
+                        "width": width,
+                        "detections": [detection],
+                    }
+                )
         return rows
 
     def make_metrics(self, split: str) -> TopDownMetrics:
-        return TopDownMetrics(self.datamodule.coco_ground_truth(split), self.data_info.get("kpt_oks_sigmas"),
-                              self.eval_backend)
+        return TopDownMetrics(
+            self.datamodule.coco_ground_truth(split), self.data_info.get("kpt_oks_sigmas"), self.eval_backend
+        )
 
 
 class KeypointRCNNTask(DetectionTask):
@@ -214,20 +260,43 @@ class KeypointRCNNTask(DetectionTask):
     targets = "keypoints"
     iou_types = ("keypoints", "bbox")
 
-    def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
-                 no_decay_norm_bias: bool = True, ema_decay: float | None = None,
-                 eval_backend: str = "pycocotools", mask_threshold: float = 0.5,
-                 save_detections: bool = True, max_grad_norm: float | None = None) -> None:
+    def __init__(
+        self,
+        model: dict,
+        data_info: dict,
+        optim: dict,
+        sched: dict | None = None,
+        no_decay_norm_bias: bool = True,
+        ema_decay: float | None = None,
+        eval_backend: str = "pycocotools",
+        mask_threshold: float = 0.5,
+        save_detections: bool = True,
+        max_grad_norm: float | None = None,
+    ) -> None:
         _check_pipeline(model, data_info, "full_image")
-        super().__init__(model, data_info, optim, sched, no_decay_norm_bias, ema_decay, eval_backend,
-                         mask_threshold, save_detections, max_grad_norm)
+        super().__init__(
+            model,
+            data_info,
+            optim,
+            sched,
+            no_decay_norm_bias,
+            ema_decay,
+            eval_backend,
+            mask_threshold,
+            save_detections,
+            max_grad_norm,
+        )
 
     def network_arguments(self, data_info: Mapping[str, Any]) -> dict[str, Any]:
-        return {"num_keypoints": int(data_info["num_keypoints"]), "num_classes": int(data_info["num_classes"])}
+        return {
+            "num_keypoints": int(data_info["num_keypoints"]),
+            "num_classes": int(data_info["num_classes"]),
+        }
 
 
-def create_pose_task(model: dict, data_info: dict, optim: dict, sched: dict | None = None,
-                     **options: Any) -> EvaluatingTask:
+def create_pose_task(
+    model: dict, data_info: dict, optim: dict, sched: dict | None = None, **options: Any
+) -> EvaluatingTask:
     """The pose task for this model: top-down (SimpleBaseline) or full-image (Keypoint R-CNN).
 
     ``options`` are the task config's switches; each task class takes those that apply to it

@@ -75,42 +75,75 @@ class PolyFactor(_Warmup):
         return self.min_ratio + (1.0 - self.min_ratio) * (1.0 - progress) ** self.power
 
 
-def _warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int, warmup_ratio: float = 0.0) -> int:
+def _warmup_steps(
+    warmup_epochs: float, steps_per_epoch: int, total_steps: int, warmup_ratio: float = 0.0
+) -> int:
     steps = max(int(round(warmup_epochs * steps_per_epoch)), int(round(warmup_ratio * total_steps)))
     return min(steps, max(total_steps - 1, 0))
 
 
-def cosine_with_warmup(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 0,
-                       warmup_start_factor: float = 0.1, min_lr_ratio: float = 0.0) -> LambdaLR:
+def cosine_with_warmup(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0,
+    warmup_start_factor: float = 0.1,
+    min_lr_ratio: float = 0.0,
+) -> LambdaLR:
     """Linear warmup from `warmup_start_factor * lr`, then cosine decay to `min_lr_ratio * lr`."""
     warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)
     return LambdaLR(optimizer, CosineFactor(warmup, warmup_start_factor, total_steps, min_lr_ratio))
 
 
-def linear_with_warmup(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 0,
-                       warmup_ratio: float = 0.0, warmup_start_factor: float = 0.0) -> LambdaLR:
+def linear_with_warmup(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0,
+    warmup_ratio: float = 0.0,
+    warmup_start_factor: float = 0.0,
+) -> LambdaLR:
     """Linear warmup to lr, then linear decay to zero at the last step (BERT fine-tuning)."""
     warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps, warmup_ratio)
     return LambdaLR(optimizer, LinearDecayFactor(warmup, warmup_start_factor, total_steps))
 
 
-def step_with_warmup(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, milestones: list[float],
-                     gamma: float = 0.1, warmup_epochs: float = 0, warmup_start_factor: float = 0.1) -> LambdaLR:
+def step_with_warmup(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    milestones: list[float],
+    gamma: float = 0.1,
+    warmup_epochs: float = 0,
+    warmup_start_factor: float = 0.1,
+) -> LambdaLR:
     """Multiply lr by `gamma` at each milestone epoch."""
     warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)
     steps = sorted(int(round(m * steps_per_epoch)) for m in milestones)
     return LambdaLR(optimizer, StepFactor(warmup, warmup_start_factor, steps, gamma))
 
 
-def constant_with_warmup(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 0,
-                         warmup_start_factor: float = 0.1) -> LambdaLR:
+def constant_with_warmup(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0,
+    warmup_start_factor: float = 0.1,
+) -> LambdaLR:
     """A constant lr after an optional linear warmup."""
     warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)
     return LambdaLR(optimizer, StepFactor(warmup, warmup_start_factor, [], 1.0))
 
 
-def poly_with_warmup(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: float = 0.9,
-                     min_lr_ratio: float = 0.0, warmup_epochs: float = 0, warmup_start_factor: float = 0.1) -> LambdaLR:
+def poly_with_warmup(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    power: float = 0.9,
+    min_lr_ratio: float = 0.0,
+    warmup_epochs: float = 0,
+    warmup_start_factor: float = 0.1,
+) -> LambdaLR:
     """Linear warmup, then ``min_lr_ratio + (1 - min_lr_ratio) * (1 - progress) ** power`` of lr: the "poly"
     schedule of DeepLab, PSPNet and MMSegmentation (power 0.9)."""
     warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)

@@ -40,8 +40,9 @@ from litzoo.tasks.base import TaskModule
 MODEL_META_KEYS = ("tokenizer", "recipe")
 
 
-def build_text_model(model: dict, data_info: dict, vocab: Any = None,
-                     load_pretrained: bool = True) -> tuple[nn.Module, dict]:
+def build_text_model(
+    model: dict, data_info: dict, vocab: Any = None, load_pretrained: bool = True
+) -> tuple[nn.Module, dict]:
     """The network for `model` (a registry entry) on the data described by `data_info`.
 
     Returns the network and the model config with the values its factory settled on
@@ -60,12 +61,23 @@ def build_text_model(model: dict, data_info: dict, vocab: Any = None,
     arguments = {k: v for k, v in model.items() if k not in MODEL_META_KEYS}
     num_labels = int(data_info["num_labels"])
     if kind == "vocab":
-        net = build(arguments, num_labels=num_labels, vocab_size=int(encoding["vocab_size"]),
-                               pad_id=int(encoding["pad_id"]), vocab=vocab, load_pretrained=load_pretrained)
+        net = build(
+            arguments,
+            num_labels=num_labels,
+            vocab_size=int(encoding["vocab_size"]),
+            pad_id=int(encoding["pad_id"]),
+            vocab=vocab,
+            load_pretrained=load_pretrained,
+        )
         settled = {"embed_dim": int(net.embedding.embedding_dim)}
     else:
-        net = build(arguments, num_labels=num_labels, tokenizer=encoding["pretrained"],
-                               max_length=encoding["max_length"], load_pretrained=load_pretrained)
+        net = build(
+            arguments,
+            num_labels=num_labels,
+            tokenizer=encoding["pretrained"],
+            max_length=encoding["max_length"],
+            load_pretrained=load_pretrained,
+        )
         settled = {"pooling": net.pooling}
     return net, {**model, **settled}
 
@@ -93,10 +105,19 @@ class TextClassificationTask(TaskModule):
             from a litzoo checkpoint (prediction).
     """
 
-    def __init__(self, model: dict, data_info: dict, optim: dict, sched: dict | None = None,
-                 label_smoothing: float = 0.0, layer_decay: float = 1.0, max_grad_norm: float | None = None,
-                 no_decay_norm_bias: bool = True, ema_decay: float | None = None,
-                 load_pretrained: bool = True) -> None:
+    def __init__(
+        self,
+        model: dict,
+        data_info: dict,
+        optim: dict,
+        sched: dict | None = None,
+        label_smoothing: float = 0.0,
+        layer_decay: float = 1.0,
+        max_grad_norm: float | None = None,
+        no_decay_norm_bias: bool = True,
+        ema_decay: float | None = None,
+        load_pretrained: bool = True,
+    ) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, max_grad_norm)
         # Objects, not saved: the run directory holds them (vocab.json or tokenizer/); `text_encoding` is
         # what prediction reads new texts with (restore_arguments loads it from there).
@@ -104,8 +125,10 @@ class TextClassificationTask(TaskModule):
         data_info = {k: v for k, v in data_info.items() if k not in ("vocab", "text_encoding")}
         self.kind = data_info["encoding"]["kind"]
         if layer_decay != 1.0 and self.kind != "hf":
-            raise ConfigError(f"task.layer_decay={layer_decay} applies to transformer encoders, which have layers; "
-                              "textCNN has none. Leave task.layer_decay=1.0 with model=textcnn.")
+            raise ConfigError(
+                f"task.layer_decay={layer_decay} applies to transformer encoders, which have layers; "
+                "textCNN has none. Leave task.layer_decay=1.0 with model=textcnn."
+            )
         self.is_regression = bool(data_info["is_regression"])
         self.num_labels = int(data_info["num_labels"])
         self.label_smoothing, self.layer_decay = label_smoothing, layer_decay
@@ -116,8 +139,15 @@ class TextClassificationTask(TaskModule):
         metrics = list(data_info["metrics"])
 
         def per_split(stage: str, names: list[str]) -> tuple[nn.ModuleList, nn.ModuleList]:
-            collections = [build_text_metrics(metrics, self.num_labels, prefix=metric_prefix(stage, i, name),
-                                              is_regression=self.is_regression) for i, name in enumerate(names)]
+            collections = [
+                build_text_metrics(
+                    metrics,
+                    self.num_labels,
+                    prefix=metric_prefix(stage, i, name),
+                    is_regression=self.is_regression,
+                )
+                for i, name in enumerate(names)
+            ]
             return nn.ModuleList(collections), nn.ModuleList(MeanMetric() for _ in names)
 
         self.val_metrics, self.val_losses = per_split("val", list(data_info["val_names"]))
@@ -155,8 +185,9 @@ class TextClassificationTask(TaskModule):
             self.log("train/accuracy", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: nn.ModuleList,
-                  losses: nn.ModuleList) -> None:
+    def _evaluate(
+        self, batch: dict[str, torch.Tensor], stage: str, metrics: nn.ModuleList, losses: nn.ModuleList
+    ) -> None:
         outputs = self.outputs(self.eval_net, batch)
         labels, which = batch["label"], batch["split"]
         predictions = predictions_from_outputs(outputs, self.is_regression)
@@ -169,8 +200,14 @@ class TextClassificationTask(TaskModule):
         # synchronise) the same metrics in the same order at the epoch's end, whatever it saw.
         for index, (collection, mean_loss) in enumerate(zip(metrics, losses)):
             show = stage == "val" and index == 0
-            self.log(f"{collection.prefix}loss", mean_loss, on_step=False, on_epoch=True, prog_bar=show,
-                     add_dataloader_idx=False)
+            self.log(
+                f"{collection.prefix}loss",
+                mean_loss,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=show,
+                add_dataloader_idx=False,
+            )
             self.log_dict(collection, on_step=False, on_epoch=True, prog_bar=show, add_dataloader_idx=False)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -179,7 +216,9 @@ class TextClassificationTask(TaskModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_metrics, self.test_losses)
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+    def predict_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> torch.Tensor:
         return self.probabilities(self(batch))
 
     # --- prediction from texts (python -m litzoo.predict <run_dir> <texts>) ------------------------
@@ -207,7 +246,9 @@ class TextClassificationTask(TaskModule):
         data_info["text_encoding"] = encoding
         return {**hparams, "model": model, "data_info": data_info, "load_pretrained": False}
 
-    def predict_inputs(self, inputs: list[str], batch_size: int = 64, top_k: int | None = None) -> list[dict[str, Any]]:
+    def predict_inputs(
+        self, inputs: list[str], batch_size: int = 64, top_k: int | None = None
+    ) -> list[dict[str, Any]]:
         """Class probabilities of each text (pair tasks: ``"first<TAB>second"`` or a ``(first, second)``
         tuple), tokenized as in training: ``{"text", "text_pair", "label", "score", "probabilities"}``;
         regression: the predicted score as ``label`` and ``score``, ``probabilities`` None. `top_k` keeps
@@ -234,10 +275,14 @@ class TextClassificationTask(TaskModule):
         from litzoo.text.examples import TextExample
 
         where = f"Input {index + 1}"
-        parts = [str(p) for p in item] if not isinstance(item, str) else item.split("\t") if is_pair else [item]
+        parts = (
+            [str(p) for p in item] if not isinstance(item, str) else item.split("\t") if is_pair else [item]
+        )
         if is_pair and (len(parts) != 2 or not all(p.strip() for p in parts)):
-            raise DataError(f"{where}: this model classifies sentence pairs; write each input as first<TAB>second "
-                            f"(found {len(parts)} part(s)), or give (first, second) tuples in Python.")
+            raise DataError(
+                f"{where}: this model classifies sentence pairs; write each input as first<TAB>second "
+                f"(found {len(parts)} part(s)), or give (first, second) tuples in Python."
+            )
         if not is_pair and len(parts) != 1:
             raise DataError(f"{where} is a pair, but this model classifies single texts; give one text.")
         if not all(p.strip() for p in parts):
@@ -251,14 +296,20 @@ class TextClassificationTask(TaskModule):
             return {**row, "label": float(values), "score": float(values), "probabilities": None}
         info = self.hparams["data_info"]
         names = [str(n) for n in (info.get("class_names") or info.get("label_names"))]
-        ranked = sorted(zip(names, values.tolist()), key=lambda pair: -pair[1])  # stable: ties keep class order
+        ranked = sorted(
+            zip(names, values.tolist()), key=lambda pair: -pair[1]
+        )  # stable: ties keep class order
         best, score = ranked[0]
         probabilities = dict(ranked[:top_k]) if top_k else dict(zip(names, values.tolist()))
         return {**row, "label": best, "score": score, "probabilities": probabilities}
 
     def format_prediction(self, prediction: dict[str, Any]) -> str:
         """``<label>\t<probability>\t<text>`` (regression: ``<score>\t<text>``; pairs: both texts, tab-separated)."""
-        text = prediction["text"] if prediction["text_pair"] is None else f"{prediction['text']}\t{prediction['text_pair']}"
+        text = (
+            prediction["text"]
+            if prediction["text_pair"] is None
+            else f"{prediction['text']}\t{prediction['text_pair']}"
+        )
         if prediction["probabilities"] is None:
             return f"{prediction['score']:.4f}\t{text}"
         return f"{prediction['label']}\t{prediction['score']:.4f}\t{text}"
@@ -281,8 +332,9 @@ class TextClassificationTask(TaskModule):
         from litzoo.models.text_encoder import encoder_param_groups
 
         weight_decay = float(self.optim_cfg.get("weight_decay", 0.0) or 0.0)
-        groups = encoder_param_groups(self.net, lr=float(self.optim_cfg["lr"]), weight_decay=weight_decay,
-                                      layer_decay=self.layer_decay)
+        groups = encoder_param_groups(
+            self.net, lr=float(self.optim_cfg["lr"]), weight_decay=weight_decay, layer_decay=self.layer_decay
+        )
         if not self.no_decay_norm_bias:
             for group in groups:
                 group["weight_decay"] = weight_decay
@@ -300,10 +352,16 @@ class TextClassificationTask(TaskModule):
 def _merge_by_weight_decay(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: dict[float, dict[str, Any]] = {}
     for group in groups:
-        target = merged.setdefault(group["weight_decay"], {
-            "params": [], "param_names": [], "lr": group["lr"], "weight_decay": group["weight_decay"],
-            "name": "decay" if group["weight_decay"] else "no_decay",
-        })
+        target = merged.setdefault(
+            group["weight_decay"],
+            {
+                "params": [],
+                "param_names": [],
+                "lr": group["lr"],
+                "weight_decay": group["weight_decay"],
+                "name": "decay" if group["weight_decay"] else "no_decay",
+            },
+        )
         target["params"] += group["params"]
         target["param_names"] += group["param_names"]
     return list(merged.values())

@@ -138,7 +138,9 @@ class RowProblems:
 
     def log_summary(self) -> None:
         if self.messages:
-            log.warning("%s: skipped %d invalid row(s); first: %s", self.path, len(self.messages), self.messages[0])
+            log.warning(
+                "%s: skipped %d invalid row(s); first: %s", self.path, len(self.messages), self.messages[0]
+            )
 
 
 class LabelIndex:
@@ -147,7 +149,9 @@ class LabelIndex:
     def __init__(self, label_names: Sequence[str]) -> None:
         self.label_names = tuple(label_names)
         if len(set(self.label_names)) != len(self.label_names):
-            raise DataError(f"The label set {list(self.label_names)} contains duplicates; list each label once.")
+            raise DataError(
+                f"The label set {list(self.label_names)} contains duplicates; list each label once."
+            )
         self._index = {name: i for i, name in enumerate(self.label_names)}
 
     def lookup(self, raw: str) -> int | None:

@@ -95,7 +95,9 @@ def _truncate_pair(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
 class VocabEncoder:
     """Text(s) -> vocabulary ids with the word tokenizer; pairs become `a <sep> b`."""
 
-    def __init__(self, vocab: Vocab, tokenizer: WordTokenizer | None = None, max_length: int | None = None) -> None:
+    def __init__(
+        self, vocab: Vocab, tokenizer: WordTokenizer | None = None, max_length: int | None = None
+    ) -> None:
         _check_max_length(max_length, 1)
         self.vocab = vocab
         self.tokenizer = tokenizer or WordTokenizer()
@@ -112,8 +114,10 @@ class VocabEncoder:
             return self.vocab.encode(tokens_a)
         sep = self.vocab.sep_id
         if sep is None:
-            raise ConfigError(f"The vocabulary has no {SEP_TOKEN} token, so it cannot encode sentence pairs; "
-                              f"build it with extra_specials=('{SEP_TOKEN}',).")
+            raise ConfigError(
+                f"The vocabulary has no {SEP_TOKEN} token, so it cannot encode sentence pairs; "
+                f"build it with extra_specials=('{SEP_TOKEN}',)."
+            )
         tokens_b = self.tokenizer(text_b)
         len_a, len_b = len(tokens_a), len(tokens_b)
         if self.max_length is not None:
@@ -158,13 +162,17 @@ class HFTextEncoder:
 
         return cls(load_tokenizer(path), max_length)
 
-    def encode_examples(self, examples: Sequence[TextExample], batch_size: int = 1024) -> list[dict[str, list[int]]]:
+    def encode_examples(
+        self, examples: Sequence[TextExample], batch_size: int = 1024
+    ) -> list[dict[str, list[int]]]:
         if not examples:
             return []
         pair_flags = {example.text_b is not None for example in examples}
         if len(pair_flags) > 1:
-            raise DataError("Some examples have a second text and some do not; a split must be all single "
-                            "texts or all pairs. Check the text_pair_column of the data config.")
+            raise DataError(
+                "Some examples have a second text and some do not; a split must be all single "
+                "texts or all pairs. Check the text_pair_column of the data config."
+            )
         is_pair = pair_flags.pop()
         out: list[dict[str, list[int]]] = []
         for start in range(0, len(examples), batch_size):
@@ -188,4 +196,3 @@ class HFTextEncoder:
             self.stats.add(bool(encoding.overflowing))
             results.append({key: batch[key][i] for key in keys})
         return results
-

@@ -64,7 +64,11 @@ class Vocab:
             counter.update(tokens)
         specials = {PAD_TOKEN, UNK_TOKEN, *extra_specials}
         kept = sorted(
-            ((token, count) for token, count in counter.items() if count >= min_freq and token not in specials),
+            (
+                (token, count)
+                for token, count in counter.items()
+                if count >= min_freq and token not in specials
+            ),
             key=lambda item: (-item[1], item[0]),
         )
         if max_size is not None:
@@ -126,7 +130,7 @@ class Vocab:
     # ------------------------------------------------------------------ persistence
 
     def to_dict(self) -> dict:
-        regular = self.itos[len(self.specials):]
+        regular = self.itos[len(self.specials) :]
         return {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
@@ -154,7 +158,9 @@ class Vocab:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"Vocabulary file {path} is not valid JSON ({error}); it is corrupt.") from None
+            raise CheckpointError(
+                f"Vocabulary file {path} is not valid JSON ({error}); it is corrupt."
+            ) from None
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise CheckpointError(f"{path} is not a litzoo vocabulary file (missing format={_FORMAT!r}).")
         if data.get("version", 0) > _FORMAT_VERSION:

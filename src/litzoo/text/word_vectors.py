@@ -75,7 +75,9 @@ def _check_path(path: Path) -> None:
         )
 
 
-def iter_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[int, Iterator[tuple[str, list[float]]]]:
+def iter_word_vectors(
+    path: str | Path, wanted: set[str] | None = None
+) -> tuple[int, Iterator[tuple[str, list[float]]]]:
     """The vector dimension of a GloVe/word2vec text file and an iterator of `(word, vector)`.
 
     With `wanted`, only those words (compared case-insensitively) are parsed and yielded.
@@ -145,7 +147,7 @@ def build_embedding_matrix(
     Special tokens other than padding get random vectors and are not counted as missing.
     """
     path = Path(path).expanduser()
-    regular = vocab.itos[len(vocab.specials):]
+    regular = vocab.itos[len(vocab.specials) :]
     file_dim, rows = iter_word_vectors(path, set(regular))
     if dim is not None and dim != file_dim:
         raise ConfigError(

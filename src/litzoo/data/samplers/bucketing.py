@@ -273,8 +273,6 @@ class FixedBucketSampler(ShardedBatchSampler):
         )
 
 
-
-
 class SortedBucketSampler(ShardedBatchSampler):
     """Sort chunks of ``mult * batch_size`` samples by key and cut them into batches (GluonNLP semantics).
 

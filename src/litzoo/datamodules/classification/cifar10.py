@@ -43,8 +43,14 @@ class ArrayImageDataset(Dataset):
     `sources[i]` names where sample i came from (file and position), for error messages.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Any, num_classes: int = 10,
-                 sources: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        transform: Any,
+        num_classes: int = 10,
+        sources: list[str] | None = None,
+    ) -> None:
         self.images, self.labels, self.transform = images, labels, transform
         self.num_classes, self.sources = num_classes, sources
 
@@ -67,10 +73,18 @@ class Cifar10DataModule(BaseDataModule):
     ...) go to :class:`~litzoo.data.base.BaseDataModule`, which builds the loaders.
     """
 
-    def __init__(self, root: str, batch_size: int = 128, num_workers: int | str = "auto", val_size: int = 5000,
-                 split_seed: int = 0, augment: bool = True,
-                 mean: Sequence[float] = (0.4914, 0.4822, 0.4465), std: Sequence[float] = (0.2470, 0.2435, 0.2616),
-                 **loader_args: Any) -> None:
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 128,
+        num_workers: int | str = "auto",
+        val_size: int = 5000,
+        split_seed: int = 0,
+        augment: bool = True,
+        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
+        std: Sequence[float] = (0.2470, 0.2435, 0.2616),
+        **loader_args: Any,
+    ) -> None:
         super().__init__(batch_size, num_workers, **loader_args)
         self.folder = cifar10_dir(Path(root).expanduser())
         self.val_size, self.split_seed, self.augment = val_size, split_seed, augment
@@ -80,8 +94,13 @@ class Cifar10DataModule(BaseDataModule):
         with open(self.folder / "batches.meta", "rb") as f:
             names = pickle.load(f, encoding="latin1")["label_names"]
         # preprocess: CIFAR's eval split is its 32 x 32 images as they are; other files are resized to that.
-        return {"num_classes": len(names), "in_chans": 3, "image_size": 32, "class_names": list(names),
-                "preprocess": eval_preprocessing(32, 3, self.mean, self.std, crop_pct=1.0)}
+        return {
+            "num_classes": len(names),
+            "in_chans": 3,
+            "image_size": 32,
+            "class_names": list(names),
+            "preprocess": eval_preprocessing(32, 3, self.mean, self.std, crop_pct=1.0),
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -92,17 +111,24 @@ class Cifar10DataModule(BaseDataModule):
         labels = np.concatenate([p[1] for p in parts])
         sources = np.array([f"{f} image {i}" for f, (_, lab) in zip(files, parts) for i in range(len(lab))])
         if not 0 < self.val_size < len(labels):
-            raise DataError(f"data.val_size={self.val_size} must be between 1 and {len(labels) - 1} "
-                            f"(the training files hold {len(labels)} images).")
+            raise DataError(
+                f"data.val_size={self.val_size} must be between 1 and {len(labels) - 1} "
+                f"(the training files hold {len(labels)} images)."
+            )
         order = np.random.default_rng(self.split_seed).permutation(len(labels))
-        val, train = np.sort(order[: self.val_size]), np.sort(order[self.val_size:])
+        val, train = np.sort(order[: self.val_size]), np.sort(order[self.val_size :])
         finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if self.augment else []
         eval_tf = v2.Compose(finish)
-        self.train_set = ArrayImageDataset(images[train], labels[train], v2.Compose(augment + finish),
-                                           sources=list(sources[train]))
+        self.train_set = ArrayImageDataset(
+            images[train], labels[train], v2.Compose(augment + finish), sources=list(sources[train])
+        )
         self.val_set = ArrayImageDataset(images[val], labels[val], eval_tf, sources=list(sources[val]))
         test_file = self.folder / "test_batch"
         test_images, test_labels = read_cifar_batch(test_file)
-        self.test_set = ArrayImageDataset(test_images, test_labels, eval_tf,
-                                          sources=[f"{test_file} image {i}" for i in range(len(test_labels))])
+        self.test_set = ArrayImageDataset(
+            test_images,
+            test_labels,
+            eval_tf,
+            sources=[f"{test_file} image {i}" for i in range(len(test_labels))],
+        )

@@ -64,8 +64,9 @@ def sample_image_sizes(folder: Path, limit: int = SAMPLED_IMAGES) -> list[tuple[
     return sizes
 
 
-def resolve_input(image_size: int | str, scale: Sequence[float] | str, crop_pct: float | str,
-                  train_dir: Path) -> tuple[int, tuple[float, float], float]:
+def resolve_input(
+    image_size: int | str, scale: Sequence[float] | str, crop_pct: float | str, train_dir: Path
+) -> tuple[int, tuple[float, float], float]:
     """The `auto` values of the input size, crop scale and crop_pct, from the training images (logged).
 
     The size is the median shorter side of a sample of the training images, rounded to a multiple of
@@ -74,8 +75,11 @@ def resolve_input(image_size: int | str, scale: Sequence[float] | str, crop_pct:
     for images of `LARGE_IMAGE` px and more; (0.5, 1) and the whole image for smaller ones, which have
     no margin to spare.
     """
-    auto = {key for key, value in (("image_size", image_size), ("scale", scale), ("crop_pct", crop_pct))
-            if value == AUTO}
+    auto = {
+        key
+        for key, value in (("image_size", image_size), ("scale", scale), ("crop_pct", crop_pct))
+        if value == AUTO
+    }
     if not auto:
         return int(image_size), (float(scale[0]), float(scale[1])), float(crop_pct)
     sizes = sample_image_sizes(train_dir)
@@ -83,16 +87,26 @@ def resolve_input(image_size: int | str, scale: Sequence[float] | str, crop_pct:
     large = median >= LARGE_IMAGE
     if image_size == AUTO:
         image_size = min(MAX_AUTO_SIZE, max(16, 8 * round(median / 8)))
-        log.info("data.image_size=auto: %d px (the median shorter side of %d training images is %d px)",
-                 image_size, len(sizes), median)
+        log.info(
+            "data.image_size=auto: %d px (the median shorter side of %d training images is %d px)",
+            image_size,
+            len(sizes),
+            median,
+        )
     if scale == AUTO:
         scale = (0.08, 1.0) if large else (0.5, 1.0)
-        log.info("data.scale=auto: [%s, %s] (random-resized crops for %s images)", *scale,
-                 f"large (>= {LARGE_IMAGE} px)" if large else f"small (< {LARGE_IMAGE} px)")
+        log.info(
+            "data.scale=auto: [%s, %s] (random-resized crops for %s images)",
+            *scale,
+            f"large (>= {LARGE_IMAGE} px)" if large else f"small (< {LARGE_IMAGE} px)",
+        )
     if crop_pct == AUTO:
         crop_pct = 0.875 if large else 1.0
-        log.info("data.crop_pct=auto: %s (%s at evaluation)", crop_pct,
-                 "center crop" if large else "the whole image")
+        log.info(
+            "data.crop_pct=auto: %s (%s at evaluation)",
+            crop_pct,
+            "center crop" if large else "the whole image",
+        )
     return int(image_size), (float(scale[0]), float(scale[1])), float(crop_pct)
 
 
@@ -114,22 +128,39 @@ class ImageFolderDataModule(BaseDataModule):
     ...) go to :class:`~litzoo.data.base.BaseDataModule`, which builds the loaders.
     """
 
-    def __init__(self, root: str, batch_size: int = 64, num_workers: int | str = AUTO,
-                 image_size: int | str = AUTO, in_chans: int = 3, crop_pct: float | str = AUTO,
-                 scale: Sequence[float] | str = AUTO, hflip: float = 0.5,
-                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
-                 **loader_args: Any) -> None:
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 64,
+        num_workers: int | str = AUTO,
+        image_size: int | str = AUTO,
+        in_chans: int = 3,
+        crop_pct: float | str = AUTO,
+        scale: Sequence[float] | str = AUTO,
+        hflip: float = 0.5,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        **loader_args: Any,
+    ) -> None:
         super().__init__(batch_size, num_workers, **loader_args)
         self.root = Path(root).expanduser()
-        self.image_size, self.scale, self.crop_pct = resolve_input(image_size, scale, crop_pct, self.root / "train")
+        self.image_size, self.scale, self.crop_pct = resolve_input(
+            image_size, scale, crop_pct, self.root / "train"
+        )
         self.in_chans, self.hflip = in_chans, hflip
         self.mean, self.std = channel_stats(mean, in_chans), channel_stats(std, in_chans)
         self.classes = sorted(p.name for p in (self.root / "train").iterdir() if p.is_dir())
 
     def info(self) -> dict[str, Any]:
-        return {"num_classes": len(self.classes), "in_chans": self.in_chans, "image_size": self.image_size,
-                "class_names": self.classes,
-                "preprocess": eval_preprocessing(self.image_size, self.in_chans, self.mean, self.std, self.crop_pct)}
+        return {
+            "num_classes": len(self.classes),
+            "in_chans": self.in_chans,
+            "image_size": self.image_size,
+            "class_names": self.classes,
+            "preprocess": eval_preprocessing(
+                self.image_size, self.in_chans, self.mean, self.std, self.crop_pct
+            ),
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -66,9 +66,11 @@ Transforms = Callable[[Any, dict], tuple[Any, dict]]
 def check_targets(targets: str) -> None:
     """`data.targets` must be one of `TARGETS`."""
     if targets not in TARGETS:
-        raise ConfigError(f"data.targets={targets!r} is not known; use one of {', '.join(TARGETS)} "
-                          "(the task config sets it: boxes for detection, masks for instance_segmentation, "
-                          "keypoints for pose).")
+        raise ConfigError(
+            f"data.targets={targets!r} is not known; use one of {', '.join(TARGETS)} "
+            "(the task config sets it: boxes for detection, masks for instance_segmentation, "
+            "keypoints for pose)."
+        )
 
 
 def coco_annotation_path(root: str | os.PathLike, split: str, targets: str = "boxes") -> Path:

@@ -99,7 +99,9 @@ class DetectionDataModule(BaseDataModule):
         super().__init__(batch_size, num_workers, **loader_args)
         check_targets(targets)
         if pose_input not in POSE_INPUTS:
-            raise ConfigError(f"data.pose_input={pose_input!r} is not known; use one of {', '.join(POSE_INPUTS)}.")
+            raise ConfigError(
+                f"data.pose_input={pose_input!r} is not known; use one of {', '.join(POSE_INPUTS)}."
+            )
         self.targets = targets
         self.min_size, self.max_size = min_size, max_size
         self.hflip_prob, self.photometric = hflip_prob, photometric
@@ -116,8 +118,9 @@ class DetectionDataModule(BaseDataModule):
     # -- transforms ---------------------------------------------------------------------------
 
     def train_transforms(self, flip_pairs: Sequence[tuple[int, int]] = ()) -> Any:
-        return detection_train_transforms(self.min_size, self.max_size, self.hflip_prob, flip_pairs,
-                                          self.photometric)
+        return detection_train_transforms(
+            self.min_size, self.max_size, self.hflip_prob, flip_pairs, self.photometric
+        )
 
     @staticmethod
     def eval_transforms() -> Any:
@@ -155,14 +158,25 @@ class CocoFormatDataModule(DetectionDataModule):
         train = split == "train"
         if self.top_down:
             return CocoTopDownPose(
-                ann_file, image_dir, input_size=self.pose_input_size, heatmap_stride=self.heatmap_stride,
-                sigma=self.heatmap_sigma, train=train, scale_factor=self.pose_scale_factor,
-                rotation_factor=self.pose_rotation_factor, flip_prob=self.hflip_prob,
+                ann_file,
+                image_dir,
+                input_size=self.pose_input_size,
+                heatmap_stride=self.heatmap_stride,
+                sigma=self.heatmap_sigma,
+                train=train,
+                scale_factor=self.pose_scale_factor,
+                rotation_factor=self.pose_rotation_factor,
+                flip_prob=self.hflip_prob,
             )
         if not train:
             return CocoDetection(ann_file, image_dir, targets=self.targets, transforms=self.eval_transforms())
-        dataset = CocoDetection(ann_file, image_dir, targets=self.targets, remove_images_without_annotations=True,
-                                min_keypoints_per_image=self.min_keypoints_per_image)
+        dataset = CocoDetection(
+            ann_file,
+            image_dir,
+            targets=self.targets,
+            remove_images_without_annotations=True,
+            min_keypoints_per_image=self.min_keypoints_per_image,
+        )
         dataset.transforms = self.train_transforms(dataset.flip_pairs)
         if len(dataset) == 0:
             raise DataError(
@@ -179,8 +193,12 @@ class CocoFormatDataModule(DetectionDataModule):
             else:
                 dataset = self._build(split)
                 if split != "val":
-                    _check_same_categories(self._coco_of(self._ensure("val")), self._coco_of(dataset),
-                                           self._sources()[split][0], self._sources()["val"][0])
+                    _check_same_categories(
+                        self._coco_of(self._ensure("val")),
+                        self._coco_of(dataset),
+                        self._sources()[split][0],
+                        self._sources()["val"][0],
+                    )
                 setattr(self, f"{split}_set", dataset)
         return getattr(self, f"{split}_set")
 
@@ -213,13 +231,18 @@ class CocoFormatDataModule(DetectionDataModule):
         if self.targets == "keypoints":
             info.update(self._pose_info(base, categories))
         if isinstance(val, CocoTopDownPose):  # how a person box becomes a crop, for prediction on new images
-            info["preprocess"] = {"padding": float(val.padding), "mean": val.mean.flatten().tolist(),
-                                  "std": val.std.flatten().tolist()}
+            info["preprocess"] = {
+                "padding": float(val.padding),
+                "mean": val.mean.flatten().tolist(),
+                "std": val.std.flatten().tolist(),
+            }
         return info
 
     def _pose_info(self, base: CocoDetection, categories: list[dict]) -> dict[str, Any]:
         num_keypoints = base.num_keypoints
-        sigmas = self.default_kpt_oks_sigmas(num_keypoints) if self.kpt_oks_sigmas is None else self.kpt_oks_sigmas
+        sigmas = (
+            self.default_kpt_oks_sigmas(num_keypoints) if self.kpt_oks_sigmas is None else self.kpt_oks_sigmas
+        )
         if sigmas is None and num_keypoints != COCO_PERSON_KEYPOINTS:
             raise ConfigError(
                 f"Keypoint AP needs one OKS sigma per keypoint, and this dataset has {num_keypoints} keypoints "
@@ -251,6 +274,7 @@ class CocoFormatDataModule(DetectionDataModule):
 
 def _check_same_categories(reference: COCO, other: COCO, other_file: Path, reference_file: Path) -> None:
     """Contiguous labels are derived per file, so every split must list the same categories."""
+
     def describe(coco: COCO) -> list[tuple[int, str]]:
         return sorted((int(c["id"]), str(c["name"])) for c in coco.loadCats(coco.getCatIds()))
 
@@ -269,8 +293,14 @@ class CocoDataModule(CocoFormatDataModule):
     annotations; its predictions go to the evaluation server).
     """
 
-    def __init__(self, root: str, train_split: str = "train2017", val_split: str = "val2017",
-                 test_split: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str,
+        train_split: str = "train2017",
+        val_split: str = "val2017",
+        test_split: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
@@ -285,11 +315,22 @@ class CocoDataModule(CocoFormatDataModule):
 class CocoCustomDataModule(CocoFormatDataModule):
     """Any dataset in COCO format, given as annotation JSON + image folder per split (test optional)."""
 
-    def __init__(self, train_ann: str, train_images: str, val_ann: str, val_images: str,
-                 test_ann: str | None = None, test_images: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        train_ann: str,
+        train_images: str,
+        val_ann: str,
+        val_images: str,
+        test_ann: str | None = None,
+        test_images: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.files = {"train": (train_ann, train_images), "val": (val_ann, val_images),
-                      "test": (test_ann, test_images)}
+        self.files = {
+            "train": (train_ann, train_images),
+            "val": (val_ann, val_images),
+            "test": (test_ann, test_images),
+        }
         if (test_ann is None) != (test_images is None):
             raise ConfigError(
                 "data.test_ann and data.test_images go together: give both for a test split, or neither to "
@@ -303,7 +344,10 @@ class CocoCustomDataModule(CocoFormatDataModule):
                 sources[split] = None
                 continue
             ann_path, image_dir = Path(ann).expanduser(), Path(images).expanduser()
-            for key, path, kind in ((f"{split}_ann", ann_path, "file"), (f"{split}_images", image_dir, "dir")):
+            for key, path, kind in (
+                (f"{split}_ann", ann_path, "file"),
+                (f"{split}_images", image_dir, "dir"),
+            ):
                 exists = path.is_file() if kind == "file" else path.is_dir()
                 if not exists:
                     raise DataError(
@@ -323,13 +367,27 @@ class ShapesDataModule(CocoFormatDataModule):
     Keypoint AP uses :data:`~litzoo.datamodules.detection.shapes.SHAPE_KPT_OKS_SIGMAS`.
     """
 
-    def __init__(self, root: str, num_train: int = 300, num_val: int = 60, image_size: int | Sequence[int] = 128,
-                 generator_seed: int = 0, max_shapes: int = 3, crowd_fraction: float = 0.1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str,
+        num_train: int = 300,
+        num_val: int = 60,
+        image_size: int | Sequence[int] = 128,
+        generator_seed: int = 0,
+        max_shapes: int = 3,
+        crowd_fraction: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
-        self.generator = {"num_train": num_train, "num_val": num_val,
-                          "image_size": image_size if isinstance(image_size, int) else tuple(image_size),
-                          "seed": generator_seed, "max_shapes": max_shapes, "crowd_fraction": crowd_fraction}
+        self.generator = {
+            "num_train": num_train,
+            "num_val": num_val,
+            "image_size": image_size if isinstance(image_size, int) else tuple(image_size),
+            "seed": generator_seed,
+            "max_shapes": max_shapes,
+            "crowd_fraction": crowd_fraction,
+        }
 
     def prepare(self) -> None:
         generate_shapes_coco(self.root, **self.generator)
@@ -354,9 +412,16 @@ class VOCDataModule(DetectionDataModule):
 
     metric = "voc"
 
-    def __init__(self, root: str, train_sets: Sequence[Sequence[Any]] = (("2007", "trainval"), ("2012", "trainval")),
-                 val_set: Sequence[Any] = ("2007", "test"), test_set: Sequence[Any] | None = None,
-                 use_07_metric: bool = True, class_names: Sequence[str] = VOC_CLASSES, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str,
+        train_sets: Sequence[Sequence[Any]] = (("2007", "trainval"), ("2012", "trainval")),
+        val_set: Sequence[Any] = ("2007", "test"),
+        test_set: Sequence[Any] | None = None,
+        use_07_metric: bool = True,
+        class_names: Sequence[str] = VOC_CLASSES,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if self.targets != "boxes":
             raise ConfigError(
@@ -372,8 +437,14 @@ class VOCDataModule(DetectionDataModule):
 
     def _voc(self, spec: tuple[str, str], train: bool) -> VOCDetection:
         year, split = spec
-        return VOCDetection(self.root, year, split, keep_difficult=not train, class_names=self.class_names,
-                            transforms=self.train_transforms() if train else self.eval_transforms())
+        return VOCDetection(
+            self.root,
+            year,
+            split,
+            keep_difficult=not train,
+            class_names=self.class_names,
+            transforms=self.train_transforms() if train else self.eval_transforms(),
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.val_set is None:

@@ -43,33 +43,124 @@ PARAPHRASE_VERSION = 1
 # ----------------------------------------------------------------------------- sentiment lexicon
 
 _SUBJECTS = (
-    "the movie", "this film", "the story", "the plot", "the acting", "the script", "the soundtrack",
-    "the cast", "the ending", "the dialogue", "the cinematography", "the direction", "the lead performance",
-    "the pacing", "the humor", "the sequel", "this documentary", "the animation", "the second half",
-    "the central romance", "the villain", "the score", "the editing", "the final act",
+    "the movie",
+    "this film",
+    "the story",
+    "the plot",
+    "the acting",
+    "the script",
+    "the soundtrack",
+    "the cast",
+    "the ending",
+    "the dialogue",
+    "the cinematography",
+    "the direction",
+    "the lead performance",
+    "the pacing",
+    "the humor",
+    "the sequel",
+    "this documentary",
+    "the animation",
+    "the second half",
+    "the central romance",
+    "the villain",
+    "the score",
+    "the editing",
+    "the final act",
 )
 _POSITIVE = (
-    "brilliant", "charming", "gripping", "moving", "witty", "delightful", "superb", "engaging", "heartfelt",
-    "stunning", "clever", "funny", "beautiful", "powerful", "memorable", "refreshing", "thoughtful",
-    "compelling", "inventive", "touching", "wonderful", "excellent", "entertaining", "smart", "vivid",
-    "tender", "assured", "lively", "original", "absorbing",
+    "brilliant",
+    "charming",
+    "gripping",
+    "moving",
+    "witty",
+    "delightful",
+    "superb",
+    "engaging",
+    "heartfelt",
+    "stunning",
+    "clever",
+    "funny",
+    "beautiful",
+    "powerful",
+    "memorable",
+    "refreshing",
+    "thoughtful",
+    "compelling",
+    "inventive",
+    "touching",
+    "wonderful",
+    "excellent",
+    "entertaining",
+    "smart",
+    "vivid",
+    "tender",
+    "assured",
+    "lively",
+    "original",
+    "absorbing",
 )
 _NEGATIVE = (
-    "dull", "tedious", "clumsy", "bland", "boring", "predictable", "shallow", "messy", "lifeless",
-    "forgettable", "awkward", "pointless", "tiresome", "flat", "pretentious", "confusing", "sloppy", "stale",
-    "overlong", "weak", "silly", "hollow", "painful", "lazy", "dreary", "mediocre", "grating", "cheap",
-    "muddled", "joyless",
+    "dull",
+    "tedious",
+    "clumsy",
+    "bland",
+    "boring",
+    "predictable",
+    "shallow",
+    "messy",
+    "lifeless",
+    "forgettable",
+    "awkward",
+    "pointless",
+    "tiresome",
+    "flat",
+    "pretentious",
+    "confusing",
+    "sloppy",
+    "stale",
+    "overlong",
+    "weak",
+    "silly",
+    "hollow",
+    "painful",
+    "lazy",
+    "dreary",
+    "mediocre",
+    "grating",
+    "cheap",
+    "muddled",
+    "joyless",
 )
 _INTENSIFIERS = ("very", "truly", "remarkably", "utterly", "genuinely", "deeply", "incredibly", "thoroughly")
 _LINKS = ("is", "feels", "seems", "looks", "turns out to be", "remains", "was")
 _NEGATED_LINKS = ("is not", "is n't", "never feels", "is hardly", "is far from", "does n't seem", "was never")
-_OPENERS = ("", "", "", "honestly ,", "in the end ,", "overall ,", "to be fair ,", "frankly ,", "all in all ,")
+_OPENERS = (
+    "",
+    "",
+    "",
+    "honestly ,",
+    "in the end ,",
+    "overall ,",
+    "to be fair ,",
+    "frankly ,",
+    "all in all ,",
+)
 _FILLERS = (
-    "i saw it on a rainy sunday", "it runs about two hours", "it was released last spring",
-    "my cousin recommended it", "the theater was half empty", "it is based on a novel",
-    "it was shot in toronto", "we watched it after dinner", "the director also wrote it",
-    "it opens with a long wedding scene", "most of it takes place in one house",
-    "the trailer came out in may", "it is the third film in the series", "i went with two friends",
+    "i saw it on a rainy sunday",
+    "it runs about two hours",
+    "it was released last spring",
+    "my cousin recommended it",
+    "the theater was half empty",
+    "it is based on a novel",
+    "it was shot in toronto",
+    "we watched it after dinner",
+    "the director also wrote it",
+    "it opens with a long wedding scene",
+    "most of it takes place in one house",
+    "the trailer came out in may",
+    "it is the third film in the series",
+    "i went with two friends",
 )
 
 
@@ -126,16 +217,37 @@ def _sentiment_sentence(rng: random.Random) -> tuple[str, int]:
 # ----------------------------------------------------------------------------- paraphrase lexicon
 
 _AGENTS = (
-    ("the senator", "the lawmaker"), ("the mayor", "the city 's mayor"), ("the company", "the firm"),
-    ("the union", "the labor union"), ("the governor", "the state 's governor"),
-    ("the ministry", "the government department"), ("the committee", "the panel"), ("the bank", "the lender"),
-    ("the court", "the judges"), ("the airline", "the carrier"), ("the school board", "the board"),
-    ("the regulator", "the watchdog"), ("the hospital", "the medical center"), ("the council", "city council"),
+    ("the senator", "the lawmaker"),
+    ("the mayor", "the city 's mayor"),
+    ("the company", "the firm"),
+    ("the union", "the labor union"),
+    ("the governor", "the state 's governor"),
+    ("the ministry", "the government department"),
+    ("the committee", "the panel"),
+    ("the bank", "the lender"),
+    ("the court", "the judges"),
+    ("the airline", "the carrier"),
+    ("the school board", "the board"),
+    ("the regulator", "the watchdog"),
+    ("the hospital", "the medical center"),
+    ("the council", "city council"),
 )
 _OBJECTS = (
-    "the new budget", "the merger", "the proposal", "the contract", "the expansion plan", "the annual report",
-    "the pilot project", "the trade deal", "the pension policy", "the training program", "the wage agreement",
-    "the safety review", "the tax cut", "the construction permit", "the rescue package",
+    "the new budget",
+    "the merger",
+    "the proposal",
+    "the contract",
+    "the expansion plan",
+    "the annual report",
+    "the pilot project",
+    "the trade deal",
+    "the pension policy",
+    "the training program",
+    "the wage agreement",
+    "the safety review",
+    "the tax cut",
+    "the construction permit",
+    "the rescue package",
 )
 # Mutually antonymous verbs, each with a synonym. All are past tense = past participle,
 # so the passive rewrite ("the merger was approved by ...") is grammatical.
@@ -152,8 +264,11 @@ _VERB_ANTONYMS = (
 )
 _VERBS: tuple[tuple[str, str], ...] = tuple(row for pair in _VERB_ANTONYMS for row in pair)
 # Verbs that make sense with a person or body as object ("the mayor praised the court").
-_PERSONAL_VERBS = tuple(i for i, row in enumerate(_VERBS) if row[0] in {
-    "criticized", "praised", "backed", "opposed", "thanked", "blamed", "ignored"})
+_PERSONAL_VERBS = tuple(
+    i
+    for i, row in enumerate(_VERBS)
+    if row[0] in {"criticized", "praised", "backed", "opposed", "thanked", "blamed", "ignored"}
+)
 _THING_VERBS = tuple(i for i, row in enumerate(_VERBS) if row[0] not in {"thanked", "blamed"})
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _REPORTERS = ("officials said", "a spokesman said", "sources said", "according to a statement")
@@ -194,16 +309,22 @@ def _random_event(rng: random.Random) -> _Event:
     if rng.random() < 0.3:  # an agent acting on another agent, so roles can be swapped
         agent, other = rng.sample(range(len(_AGENTS)), 2)
         return _Event(agent, rng.choice(_PERSONAL_VERBS), _AGENTS[other][0], rng.randrange(len(_DAYS)), True)
-    return _Event(rng.randrange(len(_AGENTS)), rng.choice(_THING_VERBS), rng.choice(_OBJECTS),
-                  rng.randrange(len(_DAYS)), False)
+    return _Event(
+        rng.randrange(len(_AGENTS)),
+        rng.choice(_THING_VERBS),
+        rng.choice(_OBJECTS),
+        rng.randrange(len(_DAYS)),
+        False,
+    )
 
 
 def _change_one_fact(rng: random.Random, event: _Event) -> _Event:
     changes: list[Callable[[], _Event]] = [
         lambda: _Event(_new_agent(rng, event), event.verb, event.obj, event.day, event.role_swappable),
         lambda: _Event(event.agent, event.verb, _new_object(rng, event), event.day, event.role_swappable),
-        lambda: _Event(event.agent, event.verb, event.obj, _other_index(rng, event.day, len(_DAYS)),
-                       event.role_swappable),
+        lambda: _Event(
+            event.agent, event.verb, event.obj, _other_index(rng, event.day, len(_DAYS)), event.role_swappable
+        ),
         lambda: _Event(event.agent, _antonym_index(event.verb), event.obj, event.day, event.role_swappable),
     ]
     if event.role_swappable:
@@ -257,8 +378,13 @@ class CorpusSpec:
     label_noise: float
 
 
-def _unique(rng: random.Random, make: Callable[[random.Random], tuple], key: Callable[[tuple], str],
-            count: int, seen: set[str]) -> list[tuple]:
+def _unique(
+    rng: random.Random,
+    make: Callable[[random.Random], tuple],
+    key: Callable[[tuple], str],
+    count: int,
+    seen: set[str],
+) -> list[tuple]:
     """`count` items whose keys are new, so that no dev sentence also appears in train."""
     items: list[tuple] = []
     attempts = 0
@@ -292,7 +418,9 @@ def sentiment_rows(seed: int, num_train: int, num_dev: int, label_noise: float) 
     return files
 
 
-def paraphrase_rows(seed: int, num_train: int, num_dev: int, label_noise: float) -> dict[str, list[list[str]]]:
+def paraphrase_rows(
+    seed: int, num_train: int, num_dev: int, label_noise: float
+) -> dict[str, list[list[str]]]:
     """Header and rows of `train.tsv` / `dev.tsv` for the paraphrase corpus (MRPC layout)."""
     rng = random.Random(f"litzoo-paraphrase-{seed}")
     seen: set[str] = set()

@@ -77,8 +77,16 @@ class TextEncoding:
     directory), so both read text identically.
     """
 
-    def __init__(self, kind: str, max_length: int | None, *, vocab: Vocab | None = None, lowercase: bool = True,
-                 tokenizer: Any = None, pretrained: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        max_length: int | None,
+        *,
+        vocab: Vocab | None = None,
+        lowercase: bool = True,
+        tokenizer: Any = None,
+        pretrained: str | None = None,
+    ) -> None:
         if kind not in ENCODING_KINDS:
             raise ConfigError(f"Unknown tokenizer kind {kind!r}; use one of {', '.join(ENCODING_KINDS)}.")
         self.kind, self.max_length = kind, max_length
@@ -87,7 +95,9 @@ class TextEncoding:
         if kind == "vocab":
             if vocab is None:
                 raise ConfigError("A vocabulary encoding needs its Vocab.")
-            self.encoder: VocabEncoder | HFTextEncoder = VocabEncoder(vocab, WordTokenizer(lowercase), max_length)
+            self.encoder: VocabEncoder | HFTextEncoder = VocabEncoder(
+                vocab, WordTokenizer(lowercase), max_length
+            )
         else:
             if tokenizer is None or max_length is None:
                 raise ConfigError("A Hugging Face encoding needs its tokenizer and a max_length.")
@@ -96,8 +106,9 @@ class TextEncoding:
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any] | None, train: Sequence[TextExample],
-                      max_length: int | None) -> TextEncoding:
+    def from_settings(
+        cls, settings: Mapping[str, Any] | None, train: Sequence[TextExample], max_length: int | None
+    ) -> TextEncoding:
         """The encoding a model's `tokenizer` entry asks for; a vocabulary is built from `train`."""
         if not settings:
             raise ConfigError(
@@ -112,15 +123,23 @@ class TextEncoding:
             min_freq, max_size = int(settings.get("min_freq", 1)), settings.get("max_size")
             vocab = Vocab.build(
                 (words(e.text_a) + (words(e.text_b) if e.text_b is not None else []) for e in train),
-                min_freq=min_freq, max_size=None if max_size is None else int(max_size),
+                min_freq=min_freq,
+                max_size=None if max_size is None else int(max_size),
             )
-            log.info("Vocabulary: %d entries built from %d training texts (min_freq=%d, max_size=%s)",
-                     len(vocab), len(train), min_freq, max_size)
+            log.info(
+                "Vocabulary: %d entries built from %d training texts (min_freq=%d, max_size=%s)",
+                len(vocab),
+                len(train),
+                min_freq,
+                max_size,
+            )
             return cls("vocab", max_length, vocab=vocab, lowercase=lowercase)
         if kind == "hf":
             pretrained = settings.get("pretrained")
             if not pretrained:
-                raise ConfigError("data.tokenizer.kind=hf needs `pretrained`: the checkpoint whose tokenizer to use.")
+                raise ConfigError(
+                    "data.tokenizer.kind=hf needs `pretrained`: the checkpoint whose tokenizer to use."
+                )
             from litzoo.text.pretrained import load_tokenizer
 
             tokenizer = load_tokenizer(pretrained)
@@ -146,7 +165,12 @@ class TextEncoding:
                     f"{settings['vocab_size']}: the vocabulary file belongs to another run. Use the run directory "
                     "the checkpoint came from."
                 )
-            return cls("vocab", settings.get("max_length"), vocab=vocab, lowercase=bool(settings.get("lowercase", True)))
+            return cls(
+                "vocab",
+                settings.get("max_length"),
+                vocab=vocab,
+                lowercase=bool(settings.get("lowercase", True)),
+            )
         if kind == "hf":
             from litzoo.text.pretrained import load_tokenizer
 
@@ -163,7 +187,9 @@ class TextEncoding:
                     f"{settings['vocab_size']}: tokenizer and checkpoint come from different runs."
                 )
             return cls("hf", int(settings["max_length"]), tokenizer=tokenizer, pretrained=str(folder))
-        raise DataError(f"Unknown text encoding {kind!r} in the checkpoint; it was not written by this litzoo.")
+        raise DataError(
+            f"Unknown text encoding {kind!r} in the checkpoint; it was not written by this litzoo."
+        )
 
     # -- what the task and the run directory need ----------------------------------------------
 
@@ -177,8 +203,12 @@ class TextEncoding:
 
     def settings(self) -> dict[str, Any]:
         """Plain-data description (saved with the model): enough to load this encoding from a run directory."""
-        out: dict[str, Any] = {"kind": self.kind, "max_length": self.max_length, "vocab_size": self.vocab_size,
-                               "pad_id": self.pad_id}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "max_length": self.max_length,
+            "vocab_size": self.vocab_size,
+            "pad_id": self.pad_id,
+        }
         if self.kind == "vocab":
             out.update(lowercase=self.lowercase, file=VOCAB_FILE)
         else:
@@ -208,8 +238,10 @@ class TextEncoding:
             rows = [np.asarray(ids, dtype=np.int64) for ids in self.encoder.encode_examples(examples)]
             samples = [{"input_ids": ids, "length": len(ids)} for ids in rows]
         else:
-            samples = [{key: np.asarray(values, dtype=np.int64) for key, values in row.items()}
-                       for row in self.encoder.encode_examples(examples)]
+            samples = [
+                {key: np.asarray(values, dtype=np.int64) for key, values in row.items()}
+                for row in self.encoder.encode_examples(examples)
+            ]
         return samples, self.encoder.stats
 
     def collate(self, label_dtype: str | None = None, with_split: bool = False) -> Dict:
@@ -287,16 +319,29 @@ class TextClassificationDataModule(BaseDataModule):
 
     name = "text"
 
-    def __init__(self, tokenizer: Mapping[str, Any] | None = None, max_length: int | None = 128,
-                 val_fraction: float | None = None, split_seed: int = 0, bad_samples: str = "error",
-                 metrics: Sequence[str] | None = None, encoding_from: str | Path | None = None,
-                 batch_size: int = 32, num_workers: int = 0, **loader_args: Any) -> None:
+    def __init__(
+        self,
+        tokenizer: Mapping[str, Any] | None = None,
+        max_length: int | None = 128,
+        val_fraction: float | None = None,
+        split_seed: int = 0,
+        bad_samples: str = "error",
+        metrics: Sequence[str] | None = None,
+        encoding_from: str | Path | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        **loader_args: Any,
+    ) -> None:
         super().__init__(batch_size, num_workers, bad_samples=bad_samples, **loader_args)
         if val_fraction is not None and not 0.0 < float(val_fraction) < 1.0:
-            raise ConfigError(f"data.val_fraction={val_fraction} must be between 0 and 1 (or null to use the "
-                              "dataset's validation file).")
+            raise ConfigError(
+                f"data.val_fraction={val_fraction} must be between 0 and 1 (or null to use the "
+                "dataset's validation file)."
+            )
         if max_length is not None and (isinstance(max_length, bool) or int(max_length) < 1):
-            raise ConfigError(f"data.max_length={max_length!r} must be a positive number of tokens (or null).")
+            raise ConfigError(
+                f"data.max_length={max_length!r} must be a positive number of tokens (or null)."
+            )
         self.tokenizer_settings = dict(tokenizer) if tokenizer else None
         self.max_length = None if max_length is None else int(max_length)
         self.val_fraction = None if val_fraction is None else float(val_fraction)
@@ -345,34 +390,57 @@ class TextClassificationDataModule(BaseDataModule):
         label_names = train.label_names
         metrics = self.metric_names or self.default_metrics(label_names is None)
         num_classes = len(label_names) if label_names is not None else 1
-        build_text_metrics(metrics, num_classes, is_regression=label_names is None)  # refuses a bad choice now
-        encoding = self._saved_encoding() or TextEncoding.from_settings(self.tokenizer_settings, train.examples,
-                                                                        self.max_length)
-        self._prepared = PreparedText(train, val, test, label_names, self.class_names(label_names), tuple(metrics),
-                                      encoding, read)
+        build_text_metrics(
+            metrics, num_classes, is_regression=label_names is None
+        )  # refuses a bad choice now
+        encoding = self._saved_encoding() or TextEncoding.from_settings(
+            self.tokenizer_settings, train.examples, self.max_length
+        )
+        self._prepared = PreparedText(
+            train, val, test, label_names, self.class_names(label_names), tuple(metrics), encoding, read
+        )
         skipped = self.skipped_samples()
         if skipped:
-            log.warning("data=%s: skipped %d invalid row(s) (data.bad_samples=skip); first: %s:%s: %s", self.name,
-                        len(skipped), skipped[0]["file"], skipped[0]["line"], skipped[0]["reason"])
+            log.warning(
+                "data=%s: skipped %d invalid row(s) (data.bad_samples=skip); first: %s:%s: %s",
+                self.name,
+                len(skipped),
+                skipped[0]["file"],
+                skipped[0]["line"],
+                skipped[0]["reason"],
+            )
         return self._prepared
 
     def _saved_encoding(self) -> TextEncoding | None:
         """The vocabulary/tokenizer saved by the run of `encoding_from`, when there is one to reuse."""
         if self.encoding_from is None or not self.tokenizer_settings:
             return None
-        run_dir = self.encoding_from.parent.parent if self.encoding_from.suffix == ".ckpt" else self.encoding_from
+        run_dir = (
+            self.encoding_from.parent.parent if self.encoding_from.suffix == ".ckpt" else self.encoding_from
+        )
         kind = self.tokenizer_settings.get("kind")
         if kind == "vocab" and (run_dir / VOCAB_FILE).is_file():
             vocab = Vocab.load(run_dir / VOCAB_FILE)
-            log.info("Using the vocabulary of the checkpoint's run, %s (%d entries)", run_dir / VOCAB_FILE, len(vocab))
-            return TextEncoding("vocab", self.max_length, vocab=vocab,
-                                lowercase=bool(self.tokenizer_settings.get("lowercase", True)))
+            log.info(
+                "Using the vocabulary of the checkpoint's run, %s (%d entries)",
+                run_dir / VOCAB_FILE,
+                len(vocab),
+            )
+            return TextEncoding(
+                "vocab",
+                self.max_length,
+                vocab=vocab,
+                lowercase=bool(self.tokenizer_settings.get("lowercase", True)),
+            )
         if kind == "hf" and (run_dir / TOKENIZER_DIR).is_dir():
             folder = run_dir / TOKENIZER_DIR
             log.info("Using the tokenizer of the checkpoint's run, %s", folder)
             return TextEncoding.from_settings({"kind": "hf", "pretrained": str(folder)}, [], self.max_length)
-        log.warning("%s has no saved %s; building it from the data as in training", run_dir,
-                    VOCAB_FILE if kind == "vocab" else f"{TOKENIZER_DIR}/")
+        log.warning(
+            "%s has no saved %s; building it from the data as in training",
+            run_dir,
+            VOCAB_FILE if kind == "vocab" else f"{TOKENIZER_DIR}/",
+        )
         return None
 
     def skipped_samples(self) -> list[dict[str, Any]]:
@@ -429,21 +497,38 @@ class TextClassificationDataModule(BaseDataModule):
             encoded, stats = prepared.encoding.encode(split.examples)
             for sample, example in zip(encoded, split.examples):
                 if example.label is None:
-                    raise DataError(f"{split.path}: example {example.guid} has no label; {role} data must be labeled.")
+                    raise DataError(
+                        f"{split.path}: example {example.guid} has no label; {role} data must be labeled."
+                    )
                 sample["label"] = example.label
                 sample["split"] = index
             samples.extend(encoded)
             sizes = np.fromiter((len(s["input_ids"]) for s in encoded), dtype=np.int64, count=len(encoded))
-            log.info("data=%s %s (%s, %d examples): %s; tokens per text mean %.1f, max %d", self.name, role,
-                     split.name, len(encoded), stats.describe(prepared.encoding.max_length),
-                     float(sizes.mean()), int(sizes.max()))
+            log.info(
+                "data=%s %s (%s, %d examples): %s; tokens per text mean %.1f, max %d",
+                self.name,
+                role,
+                split.name,
+                len(encoded),
+                stats.describe(prepared.encoding.max_length),
+                float(sizes.mean()),
+                int(sizes.max()),
+            )
             if role != "train" and prepared.encoding.vocab is not None:
                 words = WordTokenizer(prepared.encoding.lowercase)
-                oov = prepared.encoding.vocab.oov_rate(words(e.text_a) + (words(e.text_b) if e.text_b else [])
-                                                       for e in split.examples)
-                log.info("data=%s %s (%s): %.1f%% of the words are not in the vocabulary", self.name, role,
-                         split.name, 100 * oov)
-        self._lengths[role] = np.fromiter((len(s["input_ids"]) for s in samples), dtype=np.int64, count=len(samples))
+                oov = prepared.encoding.vocab.oov_rate(
+                    words(e.text_a) + (words(e.text_b) if e.text_b else []) for e in split.examples
+                )
+                log.info(
+                    "data=%s %s (%s): %.1f%% of the words are not in the vocabulary",
+                    self.name,
+                    role,
+                    split.name,
+                    100 * oov,
+                )
+        self._lengths[role] = np.fromiter(
+            (len(s["input_ids"]) for s in samples), dtype=np.int64, count=len(samples)
+        )
         return TextSamples(samples)
 
     def _save_to_run_dir(self) -> None:
@@ -456,8 +541,11 @@ class TextClassificationDataModule(BaseDataModule):
             return
         saved = self.prepare().encoding.save(run_dir)
         self._saved_to = run_dir
-        log.info("Saved the %s to %s (used by evaluation and prediction)",
-                 "vocabulary" if saved.name == VOCAB_FILE else "tokenizer", saved)
+        log.info(
+            "Saved the %s to %s (used by evaluation and prediction)",
+            "vocabulary" if saved.name == VOCAB_FILE else "tokenizer",
+            saved,
+        )
 
 
 def _unique_splits(splits: list[TextSplit]) -> list[TextSplit]:
@@ -487,8 +575,10 @@ def hold_out(train: TextSplit, fraction: float, seed: int) -> tuple[TextSplit, T
     count = len(train)
     size = int(round(count * fraction))
     if size < 1 or size >= count:
-        raise ConfigError(f"data.val_fraction={fraction} of {count} training examples leaves no validation or "
-                          "no training examples; choose another fraction.")
+        raise ConfigError(
+            f"data.val_fraction={fraction} of {count} training examples leaves no validation or "
+            "no training examples; choose another fraction."
+        )
     indices = np.arange(count)
     labels = [e.label for e in train.examples]
     stratify = None
@@ -503,8 +593,12 @@ def hold_out(train: TextSplit, fraction: float, seed: int) -> tuple[TextSplit, T
     rest, held = np.sort(rest), np.sort(held)
 
     def part(name: str, positions: np.ndarray) -> TextSplit:
-        return TextSplit(name=name, path=train.path, examples=[train.examples[i] for i in positions],
-                         label_names=train.label_names)
+        return TextSplit(
+            name=name,
+            path=train.path,
+            examples=[train.examples[i] for i in positions],
+            label_names=train.label_names,
+        )
 
     return part("train", rest), part("val", held)
 
@@ -549,15 +643,28 @@ class GeneratedCorpusDataModule(GlueDataModule):
     by the same GLUE reader as the real files.
     """
 
-    def __init__(self, corpus: str, root: str | Path, corpus_seed: int = 0, num_train: int | None = None,
-                 num_dev: int | None = None, label_noise: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        corpus: str,
+        root: str | Path,
+        corpus_seed: int = 0,
+        num_train: int | None = None,
+        num_dev: int | None = None,
+        label_noise: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         if corpus not in CORPORA:
-            raise ConfigError(f"data.corpus={corpus!r} is unknown; the embedded corpora are {', '.join(CORPORA)}.")
+            raise ConfigError(
+                f"data.corpus={corpus!r} is unknown; the embedded corpora are {', '.join(CORPORA)}."
+            )
         glue_task, self._generate = CORPORA[corpus]
         super().__init__(glue_task, root, **kwargs)
         self.name = corpus
         options = {"num_train": num_train, "num_dev": num_dev, "label_noise": label_noise}
-        self.corpus_options = {"seed": int(corpus_seed), **{k: v for k, v in options.items() if v is not None}}
+        self.corpus_options = {
+            "seed": int(corpus_seed),
+            **{k: v for k, v in options.items() if v is not None},
+        }
 
     def read_splits(self, on_invalid: str) -> tuple[TextSplit, list[TextSplit], list[TextSplit]]:
         self._generate(self.root, **self.corpus_options)
@@ -572,15 +679,23 @@ class TrecDataModule(TextClassificationDataModule):
 
     name = "trec"
 
-    def __init__(self, root: str | Path, granularity: str = "coarse", files: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        granularity: str = "coarse",
+        files: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("val_fraction", 0.1)
         super().__init__(**kwargs)
         self.root, self.granularity = Path(str(root)).expanduser(), granularity
         self.files = dict(files) if files else None
 
     def read_splits(self, on_invalid: str) -> tuple[TextSplit, list[TextSplit], list[TextSplit]]:
-        read = [read_trec_split(self.root, split, self.granularity, self.files, on_invalid) for split in ("train", "test")]
+        read = [
+            read_trec_split(self.root, split, self.granularity, self.files, on_invalid)
+            for split in ("train", "test")
+        ]
         return read[0], [], [read[1]]
 
 
@@ -598,8 +713,11 @@ class ImdbDataModule(TextClassificationDataModule):
         self.root = Path(str(root)).expanduser()
 
     def read_splits(self, on_invalid: str) -> tuple[TextSplit, list[TextSplit], list[TextSplit]]:
-        return (read_imdb_split(self.root, "train", on_invalid), [],
-                [read_imdb_split(self.root, "test", on_invalid)])
+        return (
+            read_imdb_split(self.root, "train", on_invalid),
+            [],
+            [read_imdb_split(self.root, "test", on_invalid)],
+        )
 
     def class_names(self, label_names: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return ("negative", "positive") if label_names == IMDB_LABELS else label_names
@@ -615,24 +733,44 @@ class TabularTextDataModule(TextClassificationDataModule):
 
     name = "text_tabular"
 
-    def __init__(self, train_file: str | Path, val_file: str | Path | None = None, test_file: str | Path | None = None,
-                 text_column: str = "text", text_pair_column: str | None = None, label_column: str = "label",
-                 label_names: Sequence[str] | None = None, is_regression: bool = False, format: str | None = None,
-                 quoting: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        train_file: str | Path,
+        val_file: str | Path | None = None,
+        test_file: str | Path | None = None,
+        text_column: str = "text",
+        text_pair_column: str | None = None,
+        label_column: str = "label",
+        label_names: Sequence[str] | None = None,
+        is_regression: bool = False,
+        format: str | None = None,
+        quoting: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if val_file:  # a validation file is used as it is; val_fraction only applies without one
             self.val_fraction = None
         self.files = {"train": train_file, "val": val_file, "test": test_file}
-        self.columns = {"text_column": text_column, "text_pair_column": text_pair_column,
-                        "label_column": label_column}
+        self.columns = {
+            "text_column": text_column,
+            "text_pair_column": text_pair_column,
+            "label_column": label_column,
+        }
         self.declared_labels = tuple(label_names) if label_names else None
         self.is_regression, self.format, self.quoting = bool(is_regression), format, quoting
 
     def read_splits(self, on_invalid: str) -> tuple[TextSplit, list[TextSplit], list[TextSplit]]:
         def read(split: str, label_names: Sequence[str] | None) -> TextSplit:
-            return read_tabular_split(str(self.files[split]), **self.columns, label_names=label_names,
-                                      is_regression=self.is_regression, fmt=self.format, quoting=self.quoting,
-                                      split=split, on_invalid=on_invalid)
+            return read_tabular_split(
+                str(self.files[split]),
+                **self.columns,
+                label_names=label_names,
+                is_regression=self.is_regression,
+                fmt=self.format,
+                quoting=self.quoting,
+                split=split,
+                on_invalid=on_invalid,
+            )
 
         train = read("train", self.declared_labels)
         # The other files use the training file's classes, so a class index means the same everywhere.

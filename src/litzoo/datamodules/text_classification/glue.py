@@ -103,45 +103,98 @@ GLUE_TASKS: dict[str, GlueTask] = {
     task.name: task
     for task in (
         GlueTask(
-            name="cola", folder="CoLA", text_a="sentence", text_b=None, label="label",
-            label_names=_BINARY, class_names=("unacceptable", "acceptable"), metrics=("mcc",),
+            name="cola",
+            folder="CoLA",
+            text_a="sentence",
+            text_b=None,
+            label="label",
+            label_names=_BINARY,
+            class_names=("unacceptable", "acceptable"),
+            metrics=("mcc",),
             headerless_columns=("source", "label", "original_label", "sentence"),
         ),
         GlueTask(
-            name="sst2", folder="SST-2", text_a="sentence", text_b=None, label="label",
-            label_names=_BINARY, class_names=("negative", "positive"), metrics=("accuracy",),
+            name="sst2",
+            folder="SST-2",
+            text_a="sentence",
+            text_b=None,
+            label="label",
+            label_names=_BINARY,
+            class_names=("negative", "positive"),
+            metrics=("accuracy",),
         ),
         GlueTask(
-            name="mrpc", folder="MRPC", text_a="#1 String", text_b="#2 String", label="Quality",
-            label_names=_BINARY, class_names=("not_equivalent", "equivalent"), metrics=("f1", "accuracy"),
+            name="mrpc",
+            folder="MRPC",
+            text_a="#1 String",
+            text_b="#2 String",
+            label="Quality",
+            label_names=_BINARY,
+            class_names=("not_equivalent", "equivalent"),
+            metrics=("f1", "accuracy"),
         ),
         GlueTask(
-            name="qqp", folder="QQP", text_a="question1", text_b="question2", label="is_duplicate",
-            label_names=_BINARY, class_names=("not_duplicate", "duplicate"), metrics=("f1", "accuracy"),
+            name="qqp",
+            folder="QQP",
+            text_a="question1",
+            text_b="question2",
+            label="is_duplicate",
+            label_names=_BINARY,
+            class_names=("not_duplicate", "duplicate"),
+            metrics=("f1", "accuracy"),
         ),
         GlueTask(
-            name="stsb", folder="STS-B", text_a="sentence1", text_b="sentence2", label="score",
-            label_names=None, metrics=("pearson", "spearman"),
+            name="stsb",
+            folder="STS-B",
+            text_a="sentence1",
+            text_b="sentence2",
+            label="score",
+            label_names=None,
+            metrics=("pearson", "spearman"),
         ),
         GlueTask(
-            name="mnli", folder="MNLI", text_a="sentence1", text_b="sentence2", label="gold_label",
-            label_names=("contradiction", "entailment", "neutral"), metrics=("accuracy",),
-            splits={"train": "train.tsv", "dev_matched": "dev_matched.tsv",
-                    "dev_mismatched": "dev_mismatched.tsv"},
+            name="mnli",
+            folder="MNLI",
+            text_a="sentence1",
+            text_b="sentence2",
+            label="gold_label",
+            label_names=("contradiction", "entailment", "neutral"),
+            metrics=("accuracy",),
+            splits={
+                "train": "train.tsv",
+                "dev_matched": "dev_matched.tsv",
+                "dev_mismatched": "dev_mismatched.tsv",
+            },
             eval_splits=("dev_matched", "dev_mismatched"),
             test_splits={"test_matched": "test_matched.tsv", "test_mismatched": "test_mismatched.tsv"},
         ),
         GlueTask(
-            name="qnli", folder="QNLI", text_a="question", text_b="sentence", label="label",
-            label_names=_NLI2, metrics=("accuracy",),
+            name="qnli",
+            folder="QNLI",
+            text_a="question",
+            text_b="sentence",
+            label="label",
+            label_names=_NLI2,
+            metrics=("accuracy",),
         ),
         GlueTask(
-            name="rte", folder="RTE", text_a="sentence1", text_b="sentence2", label="label",
-            label_names=_NLI2, metrics=("accuracy",),
+            name="rte",
+            folder="RTE",
+            text_a="sentence1",
+            text_b="sentence2",
+            label="label",
+            label_names=_NLI2,
+            metrics=("accuracy",),
         ),
         GlueTask(
-            name="wnli", folder="WNLI", text_a="sentence1", text_b="sentence2", label="label",
-            label_names=_BINARY, class_names=("not_entailment", "entailment"), metrics=("accuracy",),
+            name="wnli",
+            folder="WNLI",
+            text_a="sentence1",
+            text_b="sentence2",
+            label="label",
+            label_names=_BINARY,
+            class_names=("not_entailment", "entailment"),
+            metrics=("accuracy",),
         ),
     )
 }
@@ -199,7 +252,9 @@ def check_glue_folder(root: str | Path, task: str | GlueTask) -> None:
     for name in spec.splits.values():
         path = root / name
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            _resolve_columns(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), path, spec, labeled=True)
+            _resolve_columns(
+                csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), path, spec, labeled=True
+            )
 
 
 def read_glue_split(
@@ -228,9 +283,15 @@ def read_glue_split(
     examples, problems = _read_rows(path, spec, split, labeled, on_invalid)
     problems.log_summary()
     if not examples:
-        raise DataError(f"GLUE {spec.name}: {path} contains no usable rows. Check that the file is not empty.")
+        raise DataError(
+            f"GLUE {spec.name}: {path} contains no usable rows. Check that the file is not empty."
+        )
     return TextSplit(
-        name=split, path=path, examples=examples, label_names=spec.label_names, skipped=problems.messages,
+        name=split,
+        path=path,
+        examples=examples,
+        label_names=spec.label_names,
+        skipped=problems.messages,
         skipped_rows=problems.rows,
     )
 
@@ -268,7 +329,9 @@ class _Layout:
     width: int
 
 
-def _numbered(reader: Iterator[list[str]], first_data_row: list[str] | None) -> Iterator[tuple[int, list[str]]]:
+def _numbered(
+    reader: Iterator[list[str]], first_data_row: list[str] | None
+) -> Iterator[tuple[int, list[str]]]:
     """Rows with their 1-based line numbers (QUOTE_NONE: one row per physical line)."""
     if first_data_row is not None:
         yield 1, first_data_row

@@ -73,9 +73,17 @@ def read_imdb_split(root: str | Path, split: str = "train", on_invalid: str = "e
             if not text:
                 problems.report(f"file {path.name} in {name}/", "empty review", "Delete the empty file.")
                 continue
-            examples.append(TextExample(text_a=text, text_b=None, label=label, guid=f"{split}/{name}/{path.stem}"))
+            examples.append(
+                TextExample(text_a=text, text_b=None, label=label, guid=f"{split}/{name}/{path.stem}")
+            )
     problems.log_summary()
     if not examples:
         raise DataError(f"IMDB: {split_dir} holds no .txt reviews under neg/ and pos/.")
-    return TextSplit(name=split, path=split_dir, examples=examples, label_names=IMDB_LABELS,
-                     skipped=problems.messages, skipped_rows=problems.rows)
+    return TextSplit(
+        name=split,
+        path=split_dir,
+        examples=examples,
+        label_names=IMDB_LABELS,
+        skipped=problems.messages,
+        skipped_rows=problems.rows,
+    )

@@ -30,7 +30,14 @@ from litzoo.text.examples import LabelIndex, RowProblems, TextExample, TextSplit
 csv.field_size_limit(2**31 - 1)
 
 TABULAR_FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl")
-_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 _QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}
 
 Record = dict[str, Any]
@@ -73,7 +80,9 @@ def iter_records(
     path = Path(path).expanduser()
     fmt = detect_format(path, fmt)
     if not path.is_file():
-        raise DataError(f"Table {path} not found. Check the file paths in the data config (data.train_file, ...).")
+        raise DataError(
+            f"Table {path} not found. Check the file paths in the data config (data.train_file, ...)."
+        )
     if fmt == "jsonl":
         return _jsonl_records(path)
     quoting = quoting or ("minimal" if fmt == "csv" else "none")
@@ -94,10 +103,15 @@ def _delimited_records(path: Path, delimiter: str, quoting: int) -> tuple[list[s
             if not row or (len(row) == 1 and not row[0].strip()):
                 rows.append((reader.line_num, None))
             elif len(row) != len(header):
-                rows.append((reader.line_num, BadRow(
-                    f"{len(row)} field(s) where the header has {len(header)}",
-                    "A text probably contains an unquoted delimiter; quote it or fix the row.",
-                )))
+                rows.append(
+                    (
+                        reader.line_num,
+                        BadRow(
+                            f"{len(row)} field(s) where the header has {len(header)}",
+                            "A text probably contains an unquoted delimiter; quote it or fix the row.",
+                        ),
+                    )
+                )
             else:
                 rows.append((reader.line_num, dict(zip(header, row))))
     return header, rows
@@ -131,7 +145,9 @@ def table_columns(path: str | Path, fmt: str | None = None, quoting: str | None 
     path = Path(path).expanduser()
     fmt = detect_format(path, fmt)
     if not path.is_file():
-        raise DataError(f"Table {path} not found. Check the file paths in the data config (data.train_file, ...).")
+        raise DataError(
+            f"Table {path} not found. Check the file paths in the data config (data.train_file, ...)."
+        )
     with path.open(encoding="utf-8-sig", newline="") as handle:
         if fmt == "jsonl":
             for number, text in enumerate(handle, start=1):
@@ -141,7 +157,9 @@ def table_columns(path: str | Path, fmt: str | None = None, quoting: str | None 
                     except json.JSONDecodeError as error:
                         raise DataError(f"{path}, line {number}: not valid JSON ({error.msg}).") from None
                     if not isinstance(value, dict):
-                        raise DataError(f"{path}, line {number}: expected a JSON object, found {type(value).__name__}.")
+                        raise DataError(
+                            f"{path}, line {number}: expected a JSON object, found {type(value).__name__}."
+                        )
                     return list(value)
             raise DataError(f"{path} holds no JSON records.")
         quoting = quoting or ("minimal" if fmt == "csv" else "none")
@@ -154,8 +172,9 @@ def table_columns(path: str | Path, fmt: str | None = None, quoting: str | None 
     return header
 
 
-def check_table_columns(path: str | Path, needed: Sequence[str], fmt: str | None = None,
-                        quoting: str | None = None) -> None:
+def check_table_columns(
+    path: str | Path, needed: Sequence[str], fmt: str | None = None, quoting: str | None = None
+) -> None:
     """Raise `DataError` naming the columns of `needed` that the table's header lacks."""
     _require_columns(path, table_columns(path, fmt, quoting), needed)
 
@@ -184,7 +203,9 @@ def infer_label_names(
         if isinstance(record, dict) and record.get(label_column) not in (None, "")
     }
     if not found:
-        raise DataError(f"{path}: column {label_column!r} holds no labels; declare data.label_names or fix the file.")
+        raise DataError(
+            f"{path}: column {label_column!r} holds no labels; declare data.label_names or fix the file."
+        )
     return _sort_labels(found)
 
 
@@ -221,7 +242,11 @@ def read_tabular_split(
     _require_columns(path, header, text_columns + ([label_column] if label_column else []))
     names: tuple[str, ...] | None = None
     if label_column and not is_regression:
-        names = tuple(label_names) if label_names is not None else infer_label_names(path, label_column, fmt, quoting)
+        names = (
+            tuple(label_names)
+            if label_names is not None
+            else infer_label_names(path, label_column, fmt, quoting)
+        )
     elif label_names is not None and not is_regression:
         names = tuple(label_names)
     labels = LabelIndex(names) if names is not None else None
@@ -235,15 +260,22 @@ def read_tabular_split(
         if pending_blank is not None:
             problems.report(pending_blank, "empty line", "Remove empty lines from the file.")
             pending_blank = None
-        example = _record_to_example(record, line, text_column, text_pair_column, label_column, labels,
-                                     is_regression, split, problems)
+        example = _record_to_example(
+            record, line, text_column, text_pair_column, label_column, labels, is_regression, split, problems
+        )
         if example is not None:
             examples.append(example)
     problems.log_summary()
     if not examples:
         raise DataError(f"{path} contains no usable rows.")
-    return TextSplit(name=split, path=path, examples=examples, label_names=None if is_regression else names,
-                     skipped=problems.messages, skipped_rows=problems.rows)
+    return TextSplit(
+        name=split,
+        path=path,
+        examples=examples,
+        label_names=None if is_regression else names,
+        skipped=problems.messages,
+        skipped_rows=problems.rows,
+    )
 
 
 def _record_to_example(
@@ -276,7 +308,9 @@ def _record_to_example(
     if label_column is not None:
         raw = record.get(label_column)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            problems.report(line, f"missing label in column {label_column!r}", "Fill in the label or remove the row.")
+            problems.report(
+                line, f"missing label in column {label_column!r}", "Fill in the label or remove the row."
+            )
             return None
         if is_regression:
             label = parse_score(str(raw))

@@ -28,15 +28,45 @@ _FINE_BY_COARSE: dict[str, tuple[str, ...]] = {
     "ABBR": ("abb", "exp"),
     "DESC": ("def", "desc", "manner", "reason"),
     "ENTY": (
-        "animal", "body", "color", "cremat", "currency", "dismed", "event", "food", "instru", "lang",
-        "letter", "other", "plant", "product", "religion", "sport", "substance", "symbol", "techmeth",
-        "termeq", "veh", "word",
+        "animal",
+        "body",
+        "color",
+        "cremat",
+        "currency",
+        "dismed",
+        "event",
+        "food",
+        "instru",
+        "lang",
+        "letter",
+        "other",
+        "plant",
+        "product",
+        "religion",
+        "sport",
+        "substance",
+        "symbol",
+        "techmeth",
+        "termeq",
+        "veh",
+        "word",
     ),
     "HUM": ("desc", "gr", "ind", "title"),
     "LOC": ("city", "country", "mount", "other", "state"),
     "NUM": (
-        "code", "count", "date", "dist", "money", "ord", "other", "perc", "period", "speed", "temp",
-        "volsize", "weight",
+        "code",
+        "count",
+        "date",
+        "dist",
+        "money",
+        "ord",
+        "other",
+        "perc",
+        "period",
+        "speed",
+        "temp",
+        "volsize",
+        "weight",
     ),
 }
 TREC_FINE_LABELS: tuple[str, ...] = tuple(
@@ -52,7 +82,9 @@ def trec_label_names(granularity: str = "coarse") -> tuple[str, ...]:
         return TREC_COARSE_LABELS
     if granularity == "fine":
         return TREC_FINE_LABELS
-    raise ConfigError(f"TREC granularity {granularity!r} is unknown; use 'coarse' (6 classes) or 'fine' (50).")
+    raise ConfigError(
+        f"TREC granularity {granularity!r} is unknown; use 'coarse' (6 classes) or 'fine' (50)."
+    )
 
 
 def read_trec_split(
@@ -100,11 +132,21 @@ def read_trec_split(
         name = coarse if granularity == "coarse" else tag
         label = labels.lookup(name)
         if label is None:
-            problems.report(line_number, f"label {name!r} is not a TREC {granularity} label ({labels.describe()})")
+            problems.report(
+                line_number, f"label {name!r} is not a TREC {granularity} label ({labels.describe()})"
+            )
             continue
-        examples.append(TextExample(text_a=question.strip(), text_b=None, label=label, guid=f"{split}-{line_number}"))
+        examples.append(
+            TextExample(text_a=question.strip(), text_b=None, label=label, guid=f"{split}-{line_number}")
+        )
     problems.log_summary()
     if not examples:
         raise DataError(f"TREC: {path} contains no questions. Check that it is the original `.label` file.")
-    return TextSplit(name=split, path=path, examples=examples, label_names=label_names,
-                     skipped=problems.messages, skipped_rows=problems.rows)
+    return TextSplit(
+        name=split,
+        path=path,
+        examples=examples,
+        label_names=label_names,
+        skipped=problems.messages,
+        skipped_rows=problems.rows,
+    )

@@ -23,11 +23,76 @@ from pathlib import Path
 SOURCE_LANG, TARGET_LANG = "en", "xx"
 STAMP = "litzoo_pairs.json"
 _VERSION = 1
-_NOUNS = ["dog", "cat", "bird", "horse", "farmer", "teacher", "child", "king", "queen", "doctor", "girl", "boy", "friend", "baker", "sailor", "wolf", "fox", "mouse", "student", "singer", "painter", "soldier"]
-_ADJECTIVES = ["big", "small", "old", "young", "happy", "angry", "quiet", "brave", "clever", "tired", "red", "green"]
+_NOUNS = [
+    "dog",
+    "cat",
+    "bird",
+    "horse",
+    "farmer",
+    "teacher",
+    "child",
+    "king",
+    "queen",
+    "doctor",
+    "girl",
+    "boy",
+    "friend",
+    "baker",
+    "sailor",
+    "wolf",
+    "fox",
+    "mouse",
+    "student",
+    "singer",
+    "painter",
+    "soldier",
+]
+_ADJECTIVES = [
+    "big",
+    "small",
+    "old",
+    "young",
+    "happy",
+    "angry",
+    "quiet",
+    "brave",
+    "clever",
+    "tired",
+    "red",
+    "green",
+]
 _VERBS = ["sees", "likes", "helps", "follows", "calls", "finds", "visits", "watches", "feeds", "greets"]
 _PLACES = ["garden", "house", "market", "forest", "river", "school", "city"]
-_SYLLABLES = ["ka", "lo", "mi", "nu", "pe", "ri", "sa", "tu", "vo", "ze", "ba", "do", "fi", "gu", "ha", "je", "ko", "lu", "ma", "ne", "po", "qui", "ro", "si", "ta", "ve", "xi", "zo"]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "nu",
+    "pe",
+    "ri",
+    "sa",
+    "tu",
+    "vo",
+    "ze",
+    "ba",
+    "do",
+    "fi",
+    "gu",
+    "ha",
+    "je",
+    "ko",
+    "lu",
+    "ma",
+    "ne",
+    "po",
+    "qui",
+    "ro",
+    "si",
+    "ta",
+    "ve",
+    "xi",
+    "zo",
+]
 
 
 def _lexicon(rng: random.Random) -> dict[str, tuple[str, str]]:
