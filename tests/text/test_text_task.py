@@ -394,8 +394,8 @@ def test_hub_name_fails_offline_with_instructions(corpus_roots, tmp_path: Path) 
     )
     assert code == 5 and record["status"] == "failed"
     assert (
-        "'bert-base-uncased' is neither a local checkpoint directory nor in the local Hugging Face cache"
-        in record["error"]
+        "'bert-base-uncased' (model.pretrained=bert_base) is neither a local checkpoint directory nor in the "
+        "local Hugging Face cache" in record["error"]
     )
     assert "hf download bert-base-uncased" in record["error"] and "model.pretrained=<dir>" in record["error"]
 
