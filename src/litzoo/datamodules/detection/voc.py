@@ -27,31 +27,10 @@ from torchvision import tv_tensors
 
 from litzoo.datamodules.detection.coco import read_image
 from litzoo.errors import DataError
+from litzoo.vision.voc import VOC_CLASSES
 
 log = logging.getLogger(__name__)
 
-VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
 VOC_LAYOUT = """\
   <root>/VOC<year>/Annotations/<id>.xml
   <root>/VOC<year>/ImageSets/Main/<split>.txt

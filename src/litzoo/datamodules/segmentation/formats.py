@@ -14,34 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from litzoo.errors import DataError
+from litzoo.vision.voc import VOC_CLASSES as VOC_OBJECT_CLASSES
 
 log = logging.getLogger("litzoo")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
-VOC_CLASSES = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+VOC_CLASSES = ("background", *VOC_OBJECT_CLASSES)
 CITYSCAPES_CLASSES = (
     "road",
     "sidewalk",
