@@ -31,8 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +39,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from litzoo.errors import DataError
+from litzoo.data.generated import ensure_generated
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +66,6 @@ KEYPOINT_CATEGORY = {
     "skeleton": [list(edge) for edge in SHAPE_SKELETON],
 }
 SPLITS = ("train2017", "val2017")
-_OWNED_NAMES = ("annotations", *SPLITS, MARKER_NAME)
 
 
 @dataclass(frozen=True)
@@ -114,53 +111,17 @@ def generate_shapes_coco(
         crowd_fraction=crowd_fraction,
     )
     root = Path(root)
-    if _marker_matches(root, params):
+    marker = {
+        "generator": "litzoo.datamodules.detection.shapes",
+        "version": GENERATOR_VERSION,
+        "params": asdict(params),
+    }
+    if not ensure_generated(
+        root, "shapes", MARKER_NAME, marker, ("annotations", *SPLITS), lambda out: _write_dataset(out, params)
+    ):
         return root
-    _clear_stale(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _write_dataset(tmp, params)
-        root.mkdir(exist_ok=True)
-        if _marker_matches(root, params):  # another process finished first
-            return root
-        for name in ("annotations", *SPLITS):
-            os.replace(tmp / name, root / name)
-        os.replace(tmp / MARKER_NAME, root / MARKER_NAME)  # last: marks the dataset complete
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("Generated the shapes dataset (%d train / %d val images) in %s", num_train, num_val, root)
     return root
-
-
-def _marker_matches(root: Path, params: ShapesParams) -> bool:
-    marker = root / MARKER_NAME
-    if not marker.is_file():
-        return False
-    try:
-        found = json.loads(marker.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    return found.get("version") == GENERATOR_VERSION and found.get("params") == asdict(params)
-
-
-def _clear_stale(root: Path) -> None:
-    """Remove an older or partial shapes dataset, refusing to touch a folder we did not write."""
-    if not root.exists():
-        return
-    foreign = sorted(p.name for p in root.iterdir() if p.name not in _OWNED_NAMES)
-    if foreign:
-        raise DataError(
-            f"Cannot generate the shapes dataset in {root}: the folder exists and holds files the "
-            f"generator did not write ({', '.join(foreign[:5])}). Point the shapes root at an empty "
-            "or new folder, or remove those files."
-        )
-    for name in _OWNED_NAMES:
-        path = root / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
 
 
 def _write_dataset(out: Path, params: ShapesParams) -> None:
@@ -173,12 +134,6 @@ def _write_dataset(out: Path, params: ShapesParams) -> None:
         _dump(out / "annotations" / f"instances_{split}.json", instances)
         _dump(out / "annotations" / f"person_keypoints_{split}.json", keypoints)
         first_image_id += count
-    marker = {
-        "generator": "litzoo.datamodules.detection.shapes",
-        "version": GENERATOR_VERSION,
-        "params": asdict(params),
-    }
-    _dump(out / MARKER_NAME, marker)
 
 
 def _dump(path: Path, obj: dict) -> None:

@@ -23,11 +23,8 @@ so an interrupted generation leaves nothing half-written behind.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from litzoo.data.generated import ensure_generated
 from litzoo.errors import DataError
 from litzoo.vision.palette import IGNORE_INDEX, save_image, save_palette_png, voc_palette
 
@@ -81,44 +79,13 @@ def generate_scenes_voc(
         )
     params = ScenesParams(num_train, num_val, height, width, seed, max_objects, border)
     root = Path(root).expanduser()
-    if _marker_matches(root, params):
+    marker = {"version": GENERATOR_VERSION, "params": asdict(params), "classes": list(SCENE_CLASSES)}
+    if not ensure_generated(
+        root, "scenes", MARKER_NAME, marker, (YEAR_DIR,), lambda out: _write_dataset(out, params)
+    ):
         return root
-    _clear_stale(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _write_dataset(tmp, params)
-        root.mkdir(exist_ok=True)
-        if _marker_matches(root, params):  # another process finished first
-            return root
-        os.replace(tmp / YEAR_DIR, root / YEAR_DIR)
-        os.replace(tmp / MARKER_NAME, root / MARKER_NAME)  # last: marks the dataset complete
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("Generated the scenes dataset (%d train / %d val images) in %s", num_train, num_val, root)
     return root
-
-
-def _marker_matches(root: Path, params: ScenesParams) -> bool:
-    try:
-        found = json.loads((root / MARKER_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    return found.get("version") == GENERATOR_VERSION and found.get("params") == asdict(params)
-
-
-def _clear_stale(root: Path) -> None:
-    """Remove an older or partial scenes dataset, refusing to touch a folder the generator did not write."""
-    if not root.exists():
-        return
-    foreign = sorted(p.name for p in root.iterdir() if p.name not in (YEAR_DIR, MARKER_NAME))
-    if foreign:
-        raise DataError(
-            f"Cannot generate the scenes dataset in {root}: the folder holds files the generator did not write "
-            f"({', '.join(foreign[:5])}). Point data.root at an empty or new folder, or remove those files."
-        )
-    shutil.rmtree(root / YEAR_DIR, ignore_errors=True)
-    (root / MARKER_NAME).unlink(missing_ok=True)
 
 
 def _write_dataset(out: Path, params: ScenesParams) -> None:
@@ -145,9 +112,6 @@ def _write_dataset(out: Path, params: ScenesParams) -> None:
         (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     trainval = [f"scene_{n:06d}" for n in (*splits["train"], *splits["val"])]
     (base / "ImageSets" / "Segmentation" / "trainval.txt").write_text("\n".join(trainval) + "\n")
-    (out / MARKER_NAME).write_text(
-        json.dumps({"version": GENERATOR_VERSION, "params": asdict(params), "classes": list(SCENE_CLASSES)})
-    )
 
 
 # --------------------------------------------------------------------------- drawing
