@@ -302,3 +302,23 @@ def test_wheel_installs_and_trains_in_a_fresh_environment_with_only_the_core(tmp
     )
     assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
     assert OmegaConf.load(work / "search" / "optimization_results.yaml").n_complete == 1
+
+
+def test_loggers_that_need_an_extra_say_so_before_building_and_build_without_the_key(monkeypatch):
+    from conftest import compose
+
+    from litzoo.platform import extras
+
+    cfg = compose(["logger=many"])
+    assert [(r.where, r.extra, r.modules) for r in requirements(cfg) if r.where.startswith("logger")] == [
+        ("logger.tensorboard", "loggers", ("tensorboard",)),
+        ("logger.wandb", "loggers", ("wandb",)),
+    ]
+    monkeypatch.setattr(extras, "module_available", lambda module: module != "wandb")
+    with pytest.raises(
+        DependencyError, match=r"logger.wandb needs wandb, .* pip install 'litzoo\[loggers\]'"
+    ):
+        check_requirements(cfg)
+    stripped = extras.without_requirements(cfg.logger.wandb)
+    assert "requires" not in stripped and stripped["offline"] is True
+    assert stripped["save_dir"] == cfg.paths.output_dir  # interpolations resolved against the whole config

@@ -69,11 +69,19 @@ def missing_message(requirement: Requirement, missing: list[str]) -> str:
     )
 
 
+def without_requirements(entry: DictConfig) -> dict[str, Any]:
+    """`entry` resolved, without its `requires` key: for entries instantiated as they are (loggers), not via
+    `registry.build` (which also drops `name`, a real argument of a logger)."""
+    container = OmegaConf.to_container(entry, resolve=True)
+    return {key: value for key, value in container.items() if key != REQUIRES}
+
+
 def _walk(node: Any, where: str) -> Iterator[Requirement]:
     if isinstance(node, Mapping):
         declared = node.get(REQUIRES)
         if declared is not None:
-            yield _requirement(declared, where, node.get("name"))
+            # A group entry (model, data, task) is named by its `name`; a nested one (logger.wandb) by its place.
+            yield _requirement(declared, where, node.get("name") if "." not in where else None)
         for key, value in node.items():
             if key != REQUIRES:
                 yield from _walk(value, f"{where}.{key}" if where else str(key))

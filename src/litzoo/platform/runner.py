@@ -223,6 +223,7 @@ def _fit_and_test(
 
     from litzoo.platform.checkpointing import AtomicCheckpointIO
     from litzoo.platform.distributed import RankWatchdog
+    from litzoo.platform.extras import without_requirements
     from litzoo.platform.guards import NonFiniteGuard, PreemptionCheckpoint, ResumeState
     from litzoo.platform.loggers import LogDataSummary
     from litzoo.platform.registry import build
@@ -265,7 +266,7 @@ def _fit_and_test(
     own_summary = any(isinstance(c, pl.callbacks.ModelSummary) for c in callbacks)
     callbacks += [ResumeState(), preemption, guard, LogDataSummary()]
     loggers = [
-        instantiate(c, _convert_="all", **_logger_resume_kwargs(c, previous, resume))
+        instantiate(without_requirements(c), _convert_="all", **_logger_resume_kwargs(c, previous, resume))
         for c in (cfg.get("logger") or {}).values()
         if c
     ]
