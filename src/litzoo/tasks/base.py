@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,12 @@ class TaskModule(pl.LightningModule):
         write_json_atomic(path, self.predictions_file(predictions))
         return path
 
+    # --- export (python -m litzoo.export <run_dir> --format onnx|torchscript|exported-program) ----
+    def export_spec(self) -> ExportSpec | None:
+        """What deploying this task's model outside Python takes (:class:`ExportSpec`), or None: the
+        family has no exporter yet, and ``python -m litzoo.export`` says so and lists those that do."""
+        return None
+
     # --- weights used for evaluation -----------------------------------------------------------
     def init_ema(self) -> None:
         if self.ema_decay:
@@ -213,6 +219,58 @@ class TaskModule(pl.LightningModule):
             optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """How a task's model leaves Python (``TaskModule.export_spec``; read by :mod:`litzoo.export`).
+
+    The exported graph is ``module``: plain tensors in (``input_names``), plain tensors out
+    (``output_names``), with the preprocessing a deployment cannot be trusted to repeat (image
+    normalisation) inside it. ``calls(batch)`` turns one collated batch of the run's own data into
+    the module's inputs, one tuple per call (detection: one call per image), so that parity,
+    calibration and accuracy all run on real inputs. ``preprocessing`` is written as
+    ``preprocessing.json`` beside the model, and ``files`` (name -> path) are copied there
+    (a tokenizer, a vocabulary), so the export directory is all a deployment needs.
+    """
+
+    module: nn.Module
+    calls: Callable[[Any], list[tuple[torch.Tensor, ...]]]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: Mapping[str, Mapping[int, str]]
+    preprocessing: Mapping[str, Any]
+    files: Mapping[str, str] = field(default_factory=dict)
+    # Inputs deployments meet that a split may not hold (an image with nothing to detect), checked too.
+    edge_cases: Callable[[], list[tuple[torch.Tensor, ...]]] | None = None
+    # The class labels of a batch, in the order of the calls' first outputs concatenated (int8
+    # accuracy on the test split); None: the task is not scored by accuracy.
+    labels: Callable[[Any], torch.Tensor] | None = None
+    # "dynamic" (weights only: transformers, LSTMs), "static" (calibrated: CNNs) or None (no --int8).
+    int8: str | None = None
+    # How torchscript is made: "trace" (shapes flow through tensors) or "script" (Python control flow).
+    torchscript: str = "trace"
+    formats: tuple[str, ...] = ("onnx", "torchscript", "exported-program")
+    atol: float = 1e-4
+    rtol: float = 1e-3
+
+
+class NormalizedInput(nn.Module):
+    """``net((x - mean) / std)``: an exported image model takes pixels in [0, 1] and normalises them
+    itself, so a deployment cannot feed it differently normalised images by mistake."""
+
+    def __init__(self, net: nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images - self.mean) / self.std)
+
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """The [0, 1] pixels a normalised eval batch was made from (the exported model's input)."""
+        return images * self.std + self.mean
 
 
 def split_model_config(model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,7 +15,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from litzoo.platform.registry import build
-from litzoo.tasks.base import TaskModule
+from litzoo.tasks.base import ExportSpec, NormalizedInput, TaskModule
 
 
 class ClassificationTask(TaskModule):
@@ -180,6 +180,44 @@ class ClassificationTask(TaskModule):
         """``<file>\t<label> <probability>\t<label> <probability>...``, most probable first."""
         return "\t".join(
             [prediction["input"], *(f"{t['label']} {t['score']:.4f}" for t in prediction["top_k"])]
+        )
+
+    # --- export (python -m litzoo.export <run_dir>) -------------------------------------------------
+    def export_spec(self) -> ExportSpec:
+        """Pixels in [0, 1] after the eval resize and center crop ``[B, C, S, S]`` -> logits ``[B, classes]``,
+        normalisation inside the graph; CNNs quantize with calibration (static int8), others dynamically."""
+        from litzoo.errors import CheckpointError
+
+        spec = self.hparams["data_info"].get("preprocess")
+        if not spec:
+            raise CheckpointError(
+                "This checkpoint's data_info does not record its evaluation preprocessing (mean/std, input "
+                "size), so the exported model could not normalise its input. Retrain the run with this litzoo."
+            )
+        module = NormalizedInput(self.eval_net, spec["mean"], spec["std"]).eval()
+        convolutions = sum(isinstance(m, nn.Conv2d) for m in module.modules())
+        return ExportSpec(
+            module=module,
+            calls=lambda batch: [(module.denormalize(batch[0]),)],
+            labels=lambda batch: batch[1],
+            input_names=("images",),
+            output_names=("logits",),
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            preprocessing={
+                "input": {
+                    "name": "images",
+                    "layout": "NCHW float32, pixels scaled to [0, 1] (normalisation is inside the model)",
+                    "mode": spec["mode"],
+                    "resize_shorter_side": int(spec["image_size"] / spec["crop_pct"]),
+                    "center_crop": int(spec["image_size"]),
+                    "crop_pct": spec["crop_pct"],
+                },
+                "normalize": {"mean": spec["mean"], "std": spec["std"], "in_graph": True},
+                "output": {"name": "logits", "softmax": "not applied"},
+                "labels": [str(n) for n in self.hparams["data_info"]["class_names"]],
+            },
+            # A patch-embedding stem is one convolution: a ViT is a transformer, quantized dynamically.
+            int8="static" if convolutions > 1 else "dynamic",
         )
 
 
