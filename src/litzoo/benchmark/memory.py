@@ -57,10 +57,8 @@ class RssPeak:
             self.baseline, self.measure = 0, "process_max_rss"
 
     def peak_mb(self) -> float:
-        if self.measure == "rss_peak_delta":
-            peak = (_status_kb("VmHWM") or 0) * 1024
-        else:
-            peak = _max_rss_bytes()
+        delta = self.measure == "rss_peak_delta"
+        peak = (_status_kb("VmHWM") or 0) * 1024 if delta else _max_rss_bytes()
         return max(peak - self.baseline, 0) / MB
 
 
