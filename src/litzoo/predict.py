@@ -17,6 +17,10 @@ Command line::
     python -m litzoo.predict <run_dir> --file images.txt --output detections.json    # COCO results
     python -m litzoo.predict <run_dir> "a gripping , witty film ." "the plot is dull ."
     python -m litzoo.predict <run_dir> --file texts.txt --json                      # one input per line
+    python -m litzoo.predict <run_dir> --question "Where was Zoë born?" --context "Zoë was born in Porto."
+
+A task may add options of its own (``TaskModule.add_predict_arguments``; question answering:
+``--question``/``--context``); ``python -m litzoo.predict <run_dir> --help`` lists the run's.
 
 prints one line per input (``TaskModule.format_prediction``), or with ``--json`` one JSON object
 per input; ``--output FILE`` also writes them all as one JSON file (detection-family tasks: the
@@ -119,13 +123,20 @@ def write_predictions(path: str | Path, task: object, predictions: list) -> Path
     return path
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(first_pass: bool = False) -> argparse.ArgumentParser:
+    """The options every task shares; a run's task adds its own (``<run_dir> --help`` lists them).
+    `first_pass`: the parser that only finds the run directory (no help, nothing required)."""
     result = argparse.ArgumentParser(
         prog="python -m litzoo.predict",
+        add_help=not first_pass,
         description="Predict with the model a training run saved: image files -> labels (classification) or "
         "boxes/masks/keypoints (detection, instance segmentation, pose); texts -> labels.",
     )
-    result.add_argument("run_dir", help="the run directory (holds run.json, .hydra/ and checkpoints/)")
+    result.add_argument(
+        "run_dir",
+        nargs="?" if first_pass else None,
+        help="the run directory (holds run.json, .hydra/ and checkpoints/)",
+    )
     result.add_argument("inputs", nargs="*", help="image files, or texts (pairs: first<TAB>second)")
     result.add_argument("--file", help="a file with one input per line; - reads standard input")
     result.add_argument(
@@ -150,16 +161,48 @@ def parser() -> argparse.ArgumentParser:
     return result
 
 
+def run_task_class(argv: Sequence[str]) -> type | None:
+    """The task class of the run directory `argv` names (its `_target_`, checked against the allowlist),
+    so that its own options (``TaskModule.add_predict_arguments``) can be parsed; None while `argv` names
+    no run directory yet (``--help``, a wrong path: the full parse and `check_run_dir` report it)."""
+    known, _ = parser(first_pass=True).parse_known_args(argv)
+    if not known.run_dir:
+        return None
+    from litzoo.platform.run_dir import RunDir
+
+    run = RunDir(known.run_dir)
+    if not (run.path / ".hydra" / "config.yaml").is_file():
+        return None
+    import importlib
+
+    from litzoo.platform.trust import check_targets
+
+    target = str(run.config().task._target_)
+    check_targets({"_target_": target}, resolve=True)
+    module_name, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module_name), name, None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_intermixed_args(argv)
-    if bool(args.inputs) == bool(args.file):
-        parser().error("give the inputs on the command line or with --file, not both (and not neither)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        task_class = run_task_class(argv)
+        full = parser()
+        if task_class is not None:
+            task_class.add_predict_arguments(full)
+        args = full.parse_intermixed_args(argv)
+        extra = task_class.inputs_from_arguments(args) if task_class is not None else []
+    except LitzooError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return error.exit_code
+    if bool(args.inputs or extra) == bool(args.file):
+        full.error("give the inputs on the command line or with --file, not both (and not neither)")
     try:
         if args.batch_size < 1:
             raise ConfigError(f"--batch-size {args.batch_size}: give a positive number of inputs per batch.")
         if args.top_k is not None and args.top_k < 1:
             raise ConfigError(f"--top-k {args.top_k}: give a positive number of answers per input.")
-        inputs = read_inputs(args.file) if args.file else check_inputs(args.inputs)
+        inputs = read_inputs(args.file) if args.file else check_inputs([*args.inputs, *extra])
         check_run_dir(args.run_dir)
         from litzoo import load  # torch, Lightning and the task's libraries: only once the arguments are fine
 

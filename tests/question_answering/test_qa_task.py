@@ -91,3 +91,23 @@ def test_prediction_from_the_run_directory_equals_the_test_predictions(qa_run, t
     assert task.format_prediction(one[0]) == (saved[qa["id"]] or "no answer")
     if one[0]["answer"]:
         assert paragraph["context"][one[0]["start"] :].startswith(one[0]["answer"])
+
+
+def test_the_command_line_answers_question_and_context_options(qa_run, toy_root, capsys):
+    from litzoo.predict import main
+
+    run_dir, _, _ = qa_run
+    saved = json.loads((run_dir / "predictions.json").read_text())
+    paragraph = json.loads((toy_root / "dev-v2.0.json").read_text())["data"][0]["paragraphs"][0]
+    first, second = paragraph["qas"][:2]
+    argv = [str(run_dir), "--question", first["question"], "--context", paragraph["context"]]
+    argv += ["--question", second["question"], "--context", paragraph["context"]]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [saved[first["id"]] or "no answer", saved[second["id"]] or "no answer"]
+    assert main([*argv[:5], "--question", "Who?"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Error: 2 --question but 1 --context") and err.count("\n") == 1
+    with pytest.raises(SystemExit):  # the options belong to question-answering runs only
+        main([str(toy_root), "--question", "Who?", "--context", "Nobody."])
+    assert "unrecognized arguments: --question" in capsys.readouterr().err

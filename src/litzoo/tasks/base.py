@@ -160,6 +160,16 @@ class TaskModule(pl.LightningModule):
         write_json_atomic(path, self.predictions_file(predictions))
         return path
 
+    @classmethod
+    def add_predict_arguments(cls, parser: Any) -> None:
+        """Options of ``python -m litzoo.predict`` that only this family has (an ``argparse`` parser;
+        question answering adds ``--question``/``--context``). None by default."""
+
+    @classmethod
+    def inputs_from_arguments(cls, args: Any) -> list[str]:
+        """The inputs those options give (after the positional ones), as strings `predict_inputs` reads."""
+        return []
+
     # --- export (python -m litzoo.export <run_dir> --format onnx|torchscript|exported-program) ----
     def export_spec(self) -> ExportSpec | None:
         """What deploying this task's model outside Python takes (:class:`ExportSpec`), or None: the

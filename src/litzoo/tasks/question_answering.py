@@ -444,6 +444,30 @@ class QuestionAnsweringTask(EvaluatingTask):
             predictions.append(row)
         return predictions
 
+    @classmethod
+    def add_predict_arguments(cls, parser: Any) -> None:
+        """``--question Q --context C`` (repeatable, in pairs) on ``python -m litzoo.predict``."""
+        group = parser.add_argument_group("question answering")
+        group.add_argument(
+            "--question", action="append", default=[], help="a question (give --context with each one)"
+        )
+        group.add_argument(
+            "--context", action="append", default=[], help="the text that answers the --question before it"
+        )
+
+    @classmethod
+    def inputs_from_arguments(cls, args: Any) -> list[str]:
+        """One JSON object per ``--question``/``--context`` pair (what `read_inputs` reads)."""
+        questions, contexts = list(args.question or []), list(args.context or [])
+        if len(questions) != len(contexts):
+            raise DataError(
+                f"{len(questions)} --question but {len(contexts)} --context: every question needs the text "
+                'that answers it (--question "Where was Zoë born?" --context "Zoë was born in Porto.").'
+            )
+        return [
+            json.dumps({"question": q, "context": c}, ensure_ascii=False) for q, c in zip(questions, contexts)
+        ]
+
     def format_prediction(self, prediction: dict[str, Any]) -> str:
         """The answer span, or ``no answer``."""
         return "no answer" if prediction["no_answer"] else str(prediction["answer"])
