@@ -32,7 +32,6 @@ Nothing here imports torch; matplotlib is imported only to draw the plot.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -45,6 +44,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from litzoo.platform.run_dir import RunDir
 
 log = logging.getLogger("litzoo")
 
@@ -88,7 +89,7 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
 
 def read_job(job_dir: Path, sweep_dir: Path, default_metric: Any = None) -> JobRow:
     """The summary row of one job directory."""
-    record = _read_json(job_dir / "run.json")
+    record = RunDir(job_dir).record()
     config = _load_yaml(job_dir / ".hydra" / "config.yaml")
     overrides = list(record.get("overrides") or _load_list(job_dir / ".hydra" / "overrides.yaml"))
     names = objective_names(config, default_metric)
@@ -440,13 +441,6 @@ def _job_number(job_dir: Path) -> int | None:
 
 def _natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _load_yaml(path: Path) -> DictConfig | None:
