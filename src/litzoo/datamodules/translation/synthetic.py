@@ -16,9 +16,10 @@ raw text with capitalisation and attached punctuation), and read by the same rea
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from litzoo.data.generated import ensure_generated
 
 SOURCE_LANG, TARGET_LANG = "en", "xx"
 STAMP = "litzoo_pairs.json"
@@ -147,21 +148,22 @@ def make_pair(rng: random.Random, lexicon: dict) -> tuple[str, str]:
 
 
 def ensure_synthetic_pairs(root: str | Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """Write the generated pair under `root` (once) and return `root`."""
+    """Write the generated pair under `root` (once; several processes may race, the first to finish
+    wins: :func:`litzoo.data.generated.ensure_generated`) and return `root`."""
     root = Path(root).expanduser()
-    sizes = dict(sizes or {"train": 12000, "valid": 400, "test": 400})
-    stamp = {"version": _VERSION, "sizes": sizes, "seed": seed}
-    stamp_file = root / STAMP
-    if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
-        return root
-    root.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    lexicon = _lexicon(rng)
-    for split, count in sizes.items():
-        pairs = [make_pair(rng, lexicon) for _ in range(int(count))]
-        for lang, side in ((SOURCE_LANG, 0), (TARGET_LANG, 1)):
-            tmp = root / f".{split}.{lang}.tmp"
-            tmp.write_text("".join(p[side] + "\n" for p in pairs), encoding="utf-8")
-            tmp.replace(root / f"{split}.{lang}")
-    stamp_file.write_text(json.dumps(stamp))
+    sizes = {str(k): int(v) for k, v in dict(sizes or {"train": 12000, "valid": 400, "test": 400}).items()}
+
+    def write(folder: Path) -> None:
+        rng = random.Random(seed)
+        lexicon = _lexicon(rng)
+        for split, count in sizes.items():
+            pairs = [make_pair(rng, lexicon) for _ in range(count)]
+            for lang, side in ((SOURCE_LANG, 0), (TARGET_LANG, 1)):
+                (folder / f"{split}.{lang}").write_text(
+                    "".join(p[side] + "\n" for p in pairs), encoding="utf-8"
+                )
+
+    owned = [f"{split}.{lang}" for split in sizes for lang in (SOURCE_LANG, TARGET_LANG)]
+    marker = {"version": _VERSION, "params": {"sizes": sizes, "seed": int(seed)}}
+    ensure_generated(root, "synthetic translation pair", STAMP, marker, owned, write)
     return root
