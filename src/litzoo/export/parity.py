@@ -49,8 +49,7 @@ class OutputStats:
 
 @dataclass
 class ParityReport:
-    atol: float
-    rtol: float
+    tolerances: dict[str, tuple[float, float]]
     outputs: dict[str, OutputStats]
     calls: int = 0
     batch_sizes: list[int] = field(default_factory=list)
@@ -63,8 +62,7 @@ class ParityReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
-            "atol": self.atol,
-            "rtol": self.rtol,
+            "tolerances": {name: {"atol": a, "rtol": r} for name, (a, r) in self.tolerances.items()},
             "rule": "|exported - eager| <= atol + rtol * |eager|, and equal shapes",
             "calls": self.calls,
             "batch_sizes": self.batch_sizes,
@@ -84,12 +82,12 @@ def compare(
     eager: Sequence[np.ndarray],
     exported: Sequence[np.ndarray],
     names: Sequence[str],
-    atol: float,
-    rtol: float,
+    tolerances: dict[str, tuple[float, float]],
 ) -> tuple[list[tuple[str, np.ndarray | None, bool]], bool]:
-    """Per output: (name, |difference| or None for a shape mismatch, within tolerance)."""
+    """Per output: (name, |difference| or None for a shape mismatch, within its tolerance)."""
     rows, ok = [], len(eager) == len(exported)
     for name, ref, got in zip(names, eager, exported):
+        atol, rtol = tolerances[name]
         ref, got = np.asarray(ref), np.asarray(got)
         if ref.shape != got.shape:
             rows.append((name, None, False))
@@ -107,20 +105,21 @@ def check(
     eager_run: Any,
     exported_run: Any,
     names: Sequence[str],
-    atol: float,
-    rtol: float,
+    tolerances: dict[str, tuple[float, float]],
     failure_dir: Path,
+    batched: bool = True,
 ) -> ParityReport:
-    """Run every call through both, compare, and on failure save what a reader needs to reproduce it."""
-    report = ParityReport(atol, rtol, {name: OutputStats(name) for name in names})
+    """Run every call through both, compare, and on failure save what a reader needs to reproduce it.
+    `batched`: the first input's axis 0 is the batch (else each call is one sample)."""
+    report = ParityReport(dict(tolerances), {name: OutputStats(name) for name in names})
     saved: dict[str, np.ndarray] = {}
     for index, inputs in enumerate(calls):
         eager, exported = eager_run(inputs), exported_run(inputs)
-        rows, ok = compare(eager, exported, names, atol, rtol)
+        rows, ok = compare(eager, exported, names, tolerances)
         report.calls += 1
-        report.batch_sizes.append(int(inputs[0].shape[0]) if inputs[0].ndim else 1)
+        report.batch_sizes.append(int(inputs[0].shape[0]) if batched and inputs[0].ndim else 1)
         for (name, diff, _), ref, got in zip(rows, eager, exported):
-            stats = report.outputs[name]
+            stats, (atol, rtol) = report.outputs[name], tolerances[name]
             if diff is None:
                 stats.shape_mismatches.append(
                     f"call {index}: eager {list(np.shape(ref))}, exported {list(np.shape(got))}"

@@ -104,8 +104,17 @@ def export_run(run_dir: Path, options: ExportOptions, log: Callable[[str], None]
         raise ConfigError(
             f"Task {name} does not export to --format {options.fmt}; it exports to: {', '.join(spec.formats)}."
         )
-    atol = spec.atol if options.atol is None else options.atol
-    rtol = spec.rtol if options.rtol is None else options.rtol
+    tolerances = {
+        name: (
+            spec.output_tolerances.get(name, (spec.atol, spec.rtol))[0]
+            if options.atol is None
+            else options.atol,
+            spec.output_tolerances.get(name, (spec.atol, spec.rtol))[1]
+            if options.rtol is None
+            else options.rtol,
+        )
+        for name in spec.output_names
+    }
     out = options.output or run.artifact(EXPORTS_DIR) / options.fmt
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "parity_failure", ignore_errors=True)
@@ -137,9 +146,9 @@ def export_run(run_dir: Path, options: ExportOptions, log: Callable[[str], None]
         formats.eager_runner(spec.module),
         runner,
         spec.output_names,
-        atol,
-        rtol,
+        tolerances,
         out / "parity_failure",
+        batched=not _per_sample(spec),
     )
     for file_name, source in spec.files.items():
         copy(Path(source), out / file_name)
@@ -162,7 +171,7 @@ def export_run(run_dir: Path, options: ExportOptions, log: Callable[[str], None]
     verdict = "passed" if report.passed else "FAILED"
     log(
         f"Parity vs PyTorch eager on {report.calls} call(s) of the val split (batch sizes "
-        f"{sorted(set(report.batch_sizes))}): {verdict} (atol {atol:g}, rtol {rtol:g}); {report.summary()}"
+        f"{sorted(set(report.batch_sizes))}): {verdict} ({tolerance_text(tolerances)}); {report.summary()}"
     )
     if report.passed and options.int8:
         from litzoo.export.int8 import quantize_and_measure
@@ -174,12 +183,21 @@ def export_run(run_dir: Path, options: ExportOptions, log: Callable[[str], None]
     if not report.passed:
         raise parity.ParityError(
             f"The {options.fmt} export of {run.path} does not match PyTorch on the val split: "
-            f"{len(report.failures)} of {report.calls} call(s) above |d| <= {atol:g} + {rtol:g}*|eager| "
-            f"({report.summary()}). The inputs, both outputs and the differences are in "
+            f"{len(report.failures)} of {report.calls} call(s) above |d| <= atol + rtol*|eager| "
+            f"({tolerance_text(tolerances)}; "
+            f"{report.summary()}). The inputs, both outputs and the differences are in "
             f"{out / 'parity_failure'}; the export is not fit to deploy (try another --format or "
             "--onnx-exporter, or report it with those files)."
         )
     return result
+
+
+def tolerance_text(tolerances: dict[str, tuple[float, float]]) -> str:
+    """``atol 0.0001, rtol 0.001`` when every output has the same, else per output."""
+    if len(set(tolerances.values())) == 1:
+        atol, rtol = next(iter(tolerances.values()))
+        return f"atol {atol:g}, rtol {rtol:g}"
+    return ", ".join(f"{name} atol {a:g} rtol {r:g}" for name, (a, r) in tolerances.items())
 
 
 def copy(source: Path, target: Path) -> None:

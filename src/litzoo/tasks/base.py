@@ -263,6 +263,8 @@ class ExportSpec:
     formats: tuple[str, ...] = ("onnx", "torchscript", "exported-program")
     atol: float = 1e-4
     rtol: float = 1e-3
+    # (atol, rtol) of outputs on another scale than the rest (detection boxes, in pixels).
+    output_tolerances: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 class NormalizedInput(nn.Module):

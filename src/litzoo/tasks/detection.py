@@ -30,7 +30,7 @@ import torch
 
 from litzoo.errors import ConfigError, DataError
 from litzoo.platform.registry import build
-from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
+from litzoo.tasks.base import EvaluatingTask, ExportSpec, Scores, split_model_config
 
 log = logging.getLogger("litzoo")
 
@@ -312,6 +312,63 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
             "detections": detections,
         }
 
+    # -- export (python -m litzoo.export <run_dir>) ------------------------------------------------
+
+    def export_spec(self) -> ExportSpec:
+        """One RGB image ``[3, H, W]`` in [0, 1], any size -> ``boxes [N, 4]`` (xyxy, the image's pixels),
+        ``labels [N]``, ``scores [N]`` (``masks [N, 1, H, W]`` for Mask R-CNN), N >= 0.
+
+        The graph is torchvision's own eval path: resize, normalisation, RPN, ROI heads, NMS and the
+        score threshold are all inside it. It takes one image per call: torchvision's R-CNN loops over
+        the images of a batch in Python, so a traced batch would be fixed to the traced count
+        (torchvision's known batch > 1 breakage); a batch is run image by image, which is what eager
+        does too, image for image. The parity check runs every image of real val batches and a blank
+        image of another size (no detections expected from a trained model; the graph must return
+        empty outputs, not fail).
+        """
+        transform = self.eval_net.transform
+        outputs = ["boxes", "labels", "scores"] + (["masks"] if "segm" in self.iou_types else [])
+        module = SingleImageDetector(self.eval_net, tuple(outputs)).eval()
+        detections = {0: "detections"}
+        return ExportSpec(
+            module=module,
+            calls=lambda batch: [(image.as_subclass(torch.Tensor),) for image in batch[0]],
+            edge_cases=lambda: [(torch.zeros(3, 117, 87),)],  # not the split's size: H, W are dynamic
+            input_names=("image",),
+            output_names=tuple(outputs),
+            dynamic_axes={"image": {1: "height", 2: "width"}, **{name: detections for name in outputs}},
+            preprocessing={
+                "input": {
+                    "name": "image",
+                    "layout": "CHW float32 RGB, pixels scaled to [0, 1], any size; one image per call",
+                    "in_graph": "resize (min_size/max_size), normalisation, NMS, score threshold",
+                    "min_size": list(transform.min_size),
+                    "max_size": int(transform.max_size),
+                    "mean": [float(v) for v in transform.image_mean],
+                    "std": [float(v) for v in transform.image_std],
+                },
+                "output": {
+                    "boxes": "[N, 4] x1, y1, x2, y2 in the input image's pixels",
+                    "labels": "[N] int64, 1-based; labels[i] names class_names[labels[i]]",
+                    "scores": "[N] float32, best first",
+                    **(
+                        {"masks": "[N, 1, H, W] probabilities; > mask_threshold is the instance"}
+                        if "masks" in outputs
+                        else {}
+                    ),
+                },
+                "class_names": [str(n) for n in self.data_info["class_names"]],
+                "category_ids": [int(c) for c in self.data_info["category_ids"]],
+                "mask_threshold": self.mask_threshold,
+            },
+            formats=("onnx", "torchscript"),
+            atol=1e-3,
+            rtol=1e-3,
+            # Boxes are pixels: onnxruntime's resize and exp() differ from torch's in the last bits, which
+            # box decoding scales up (0.05 px on 64 px shapes measured); a tenth of a pixel is not a change.
+            output_tolerances={"boxes": (0.1, 1e-3)},
+        )
+
     # -- evaluation ----------------------------------------------------------------------------------
 
     def make_metrics(self, split: str) -> Any:
@@ -330,6 +387,19 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
             info.get("kpt_oks_sigmas"),
             self.mask_threshold,
         )
+
+
+class SingleImageDetector(torch.nn.Module):
+    """A torchvision detector as tensors in, tensors out: ``image [3, H, W]`` -> the named fields of its
+    one detection dict, in order (what an exported graph can return)."""
+
+    def __init__(self, net: torch.nn.Module, outputs: tuple[str, ...]) -> None:
+        super().__init__()
+        self.net, self.outputs = net, outputs
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        detections = self.net([image])[0]
+        return tuple(detections[name] for name in self.outputs)
 
 
 class InstanceSegmentationTask(DetectionTask):
