@@ -34,7 +34,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from litzoo.errors import CheckpointError, ConfigError, DataError
 from litzoo.metrics.text import build_text_metrics, predictions_from_outputs
 from litzoo.platform.registry import build
-from litzoo.tasks.base import TaskModule
+from litzoo.tasks.base import ExportSpec, TaskModule
 
 # Keys of a text model config that describe it to the task rather than to its factory.
 MODEL_META_KEYS = ("tokenizer", "recipe")
@@ -314,6 +314,67 @@ class TextClassificationTask(TaskModule):
             return f"{prediction['score']:.4f}\t{text}"
         return f"{prediction['label']}\t{prediction['score']:.4f}\t{text}"
 
+    # --- export (python -m litzoo.export <run_dir>) -------------------------------------------------
+    def export_spec(self) -> ExportSpec:
+        """Token ids ``[B, T]`` (+ ``attention_mask``/``token_type_ids`` for an encoder, ``length [B]`` for
+        textCNN), batch and sequence length dynamic -> ``logits [B, num_labels]`` (a score for regression).
+        Tokenization stays outside the graph: the run's tokenizer files (or ``vocab.json``) are copied
+        beside it, with what ``preprocessing.json`` says about using them. int8 is dynamic (weights)."""
+        from litzoo.datamodules.text_classification.datamodule import TOKENIZER_DIR, VOCAB_FILE
+
+        encoding = self.hparams["data_info"]["encoding"]
+        if self.kind == "vocab":
+            names: tuple[str, ...] = ("input_ids", "length")
+        else:
+            names = ("input_ids", "attention_mask")
+            if (
+                self.text_encoding is not None
+                and "token_type_ids" in self.text_encoding.tokenizer.model_input_names
+            ):
+                names += ("token_type_ids",)
+        module = TextLogits(self.eval_net, self.kind).eval()
+        files: dict[str, str] = {}
+        run_dir = getattr(self, "run_dir", None)
+        if run_dir is not None:
+            source = run_dir.artifact(VOCAB_FILE if self.kind == "vocab" else TOKENIZER_DIR)
+            if source.exists():
+                files[source.name] = str(source)
+        info = self.hparams["data_info"]
+        axes = {"input_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
+        axes.update(
+            {n: {0: "batch", 1: "sequence"} for n in names if n in ("attention_mask", "token_type_ids")}
+        )
+        if "length" in names:
+            axes["length"] = {0: "batch"}
+        return ExportSpec(
+            module=module,
+            calls=lambda batch: [tuple(batch[n] for n in names)],
+            labels=None if self.is_regression else (lambda batch: batch["label"]),
+            input_names=names,
+            output_names=("logits",),
+            dynamic_axes=axes,
+            preprocessing={
+                "inputs": {n: "int64 [batch, sequence]" if n != "length" else "int64 [batch]" for n in names},
+                "tokenizer": {
+                    "kind": self.kind,
+                    "files": sorted(files),
+                    "max_length": encoding.get("max_length"),
+                    "lowercase": encoding.get("lowercase"),
+                    "pad_id": encoding.get("pad_id"),
+                    "pairs": bool(info["is_pair"]),
+                    "how": "Hugging Face tokenizer: AutoTokenizer.from_pretrained(<export dir>/tokenizer), "
+                    "truncation to max_length, right padding"
+                    if self.kind == "hf"
+                    else "litzoo word tokenizer + vocab.json (litzoo.text.vocab.Vocab), lengths before padding",
+                },
+                "output": {"name": "logits", "regression": self.is_regression, "softmax": "not applied"},
+                "labels": [str(n) for n in (info.get("class_names") or info.get("label_names") or [])],
+            },
+            files=files,
+            int8="dynamic",
+            atol=1e-4,
+        )
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose model read text another way (clearer than a tensor size mismatch)."""
         saved = ((checkpoint.get("hyper_parameters") or {}).get("data_info") or {}).get("encoding") or {}
@@ -347,6 +408,22 @@ class TextClassificationTask(TaskModule):
         apply_max_norm = getattr(self.net, "apply_max_norm_", None)
         if apply_max_norm is not None:  # Kim (2014): bound the output layer's row norms after each update
             apply_max_norm()
+
+
+class TextLogits(nn.Module):
+    """A text classifier as plain tensors in, logits out, in the export's input order."""
+
+    def __init__(self, net: nn.Module, kind: str) -> None:
+        super().__init__()
+        self.net, self.kind = net, kind
+
+    def forward(
+        self, input_ids: torch.Tensor, second: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`second` is textCNN's `length` or an encoder's `attention_mask`."""
+        if self.kind == "vocab":
+            return self.net(input_ids, second)
+        return self.net(input_ids, second, token_type_ids)
 
 
 def _merge_by_weight_decay(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
