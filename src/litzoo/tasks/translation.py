@@ -145,6 +145,7 @@ class TranslationTask(EvaluatingTask):
             tgt_vocab_size=int(data_info["tgt_vocab_size"]),
         )
         self.max_positions = int(arguments["max_positions"])
+        self.sacrebleu_test: dict[str, Any] | None = None  # the last test's scores and signatures
         self.init_ema()
 
     # --- training ---------------------------------------------------------------------------------------
@@ -218,11 +219,18 @@ class TranslationTask(EvaluatingTask):
     def _finish(self, stage: str) -> None:
         super()._finish(stage)
         result = self.metrics_for(stage).bleu.last
-        if result and stage == "test" and not self.trainer.sanity_checking and self.trainer.is_global_zero:
-            path = Path(self.trainer.default_root_dir) / "sacrebleu_test.json"
+        if result and stage == "test" and not self.trainer.sanity_checking:
             keep = {k: result[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature", "sentences")}
-            path.write_text(json.dumps(keep, indent=2) + "\n")
-            log.info("sacreBLEU (detokenized, raw references): %s", result["bleu_text"])
+            self.sacrebleu_test = keep
+            if self.trainer.is_global_zero:
+                path = Path(self.trainer.default_root_dir) / "sacrebleu_test.json"
+                path.write_text(json.dumps(keep, indent=2) + "\n")
+                log.info("sacreBLEU (detokenized, raw references): %s", result["bleu_text"])
+
+    def record_fields(self) -> dict[str, Any]:
+        """What run.json keeps beside the metrics: the test score with sacreBLEU's signatures, so that a
+        number read from the record says how it was computed (tokenizer, case, smoothing, version)."""
+        return {"sacrebleu": self.sacrebleu_test} if self.sacrebleu_test else {}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = ((checkpoint.get("hyper_parameters") or {}).get("data_info") or {}).get("vocab")
