@@ -9,12 +9,16 @@ sliding-window + flip inference versus whole-image inference, side by side in on
    ``task=semantic_segmentation model=deeplabv3_mobilenet_v3_large`` composed by Hydra and run by
    ``litzoo.platform.runner.run`` with its Trainer, task module, logger, callbacks and run record;
    only the datamodule is swapped for the in-memory one. Warm-up steps are not timed, an untimed
-   loop first warms the process up, and the sides alternate to spread machine noise.
+   loop first warms the process up, and the sides alternate (which goes first alternates too).
+   Each side reports samples per wall-clock second and per CPU second of the process (all its
+   threads): on a machine shared with other jobs the wall clock mostly measures the neighbours,
+   while CPU time measures the work each side does.
 2. Inference. One trained-from-scratch model (weights do not change the cost) segments the same
    large images whole, whole + flip, with sliding windows, and with sliding windows + flip.
 
-    python benchmarks/bench_segmentation.py            # 3 warm-up + 20 timed steps, 3 rounds
-    python benchmarks/bench_segmentation.py --quick    # fewer steps, one round
+    python benchmarks/bench_segmentation.py                # 3 warm-up + 20 timed steps, 5 rounds
+    python benchmarks/bench_segmentation.py --quick        # 2 + 6 steps, 3 rounds
+    python benchmarks/bench_segmentation.py --threads 1    # torch.set_num_threads(1): less noise on a busy machine
 """
 
 from __future__ import annotations
@@ -76,17 +80,26 @@ class InMemoryDataModule(BaseDataModule):
 
 
 class StepTimer(pl.Callback):
-    """Times the training steps after the warm-up ones."""
+    """Times the training steps after the warm-up ones (wall clock and process CPU time)."""
 
     warmup = 0
-    start = end = 0.0
+    start = end = (0.0, 0.0)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if batch_idx == self.warmup:
-            self.start = time.perf_counter()
+            self.start = clocks()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.end = time.perf_counter()
+        self.end = clocks()
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def rates(samples: int, start: tuple[float, float], end: tuple[float, float]) -> tuple[float, float]:
+    """Samples per wall-clock second and per CPU second between two `clocks()` readings."""
+    return samples / (end[0] - start[0]), samples / (end[1] - start[1])
 
 
 TIMER = StepTimer()
@@ -97,7 +110,9 @@ def step_timer() -> StepTimer:
     return TIMER
 
 
-def plain_loop(dataset: TensorDataset, batch_size: int, warmup: int, steps: int, lr: float) -> float:
+def plain_loop(
+    dataset: TensorDataset, batch_size: int, warmup: int, steps: int, lr: float
+) -> tuple[float, float]:
     """torchvision's references/segmentation training loop, reduced to what a step does."""
     from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
@@ -110,10 +125,10 @@ def plain_loop(dataset: TensorDataset, batch_size: int, warmup: int, steps: int,
     total = warmup + steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (1 - step / total) ** 0.9)
     model.train()
-    start = 0.0
+    start = (0.0, 0.0)
     for step, (images, masks) in enumerate(DataLoader(dataset, batch_size=batch_size, shuffle=False)):
         if step == warmup:
-            start = time.perf_counter()
+            start = clocks()
         outputs = model(images)
         loss = F.cross_entropy(outputs["out"], masks, ignore_index=255)
         loss = loss + 0.4 * F.cross_entropy(outputs["aux"], masks, ignore_index=255)
@@ -122,10 +137,12 @@ def plain_loop(dataset: TensorDataset, batch_size: int, warmup: int, steps: int,
         optimizer.step()
         scheduler.step()
         loss.item()  # the platform logs the loss every step, which syncs the same way
-    return steps * batch_size / (time.perf_counter() - start)
+    return rates(steps * batch_size, start, clocks())
 
 
-def litzoo_run(dataset: TensorDataset, batch_size: int, warmup: int, steps: int, lr: float) -> float:
+def litzoo_run(
+    dataset: TensorDataset, batch_size: int, warmup: int, steps: int, lr: float
+) -> tuple[float, float]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -173,11 +190,11 @@ def litzoo_run(dataset: TensorDataset, batch_size: int, warmup: int, steps: int,
     (run_dir / ".hydra").mkdir(parents=True)
     # The in-memory datamodule and the timer live in this script, outside the trusted packages.
     run(cfg, RunContext(run_dir=run_dir, config_dirs=[ROOT / "conf"], overrides=["trust_config=true"]))
-    return steps * batch_size / (TIMER.end - TIMER.start)
+    return rates(steps * batch_size, TIMER.start, TIMER.end)
 
 
 def inference_costs(size: tuple[int, int], crop: int, stride: int, repeats: int) -> dict[str, float]:
-    """Seconds per image of each inference mode (DeepLabV3-MobileNetV3, eval mode, no gradients)."""
+    """CPU seconds per image of each inference mode (DeepLabV3-MobileNetV3, eval mode, no gradients)."""
     from litzoo.models.segmentation import build_torchvision_segmenter
     from litzoo.vision.segmentation_inference import InferenceMode, segment
 
@@ -201,11 +218,15 @@ def inference_costs(size: tuple[int, int], crop: int, stride: int, repeats: int)
         for mode in modes.values():  # warm up every input shape once
             segment(lambda x: model(x)["out"], image, mode)
         for name, mode in modes.items():
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(repeats):
                 segment(lambda x: model(x)["out"], image, mode)
-            costs[name] = (time.perf_counter() - start) / repeats
+            costs[name] = (time.process_time() - start) / repeats
     return costs
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):8.2f}  [{min(values):.2f}-{max(values):.2f}]"
 
 
 def main() -> None:
@@ -215,30 +236,46 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=128, help="training crop side")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (5; --quick: 3)")
+    parser.add_argument("--no-inference", action="store_true", help="skip part 2")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
-    warmup, steps, rounds = (2, 6, 1) if args.quick else (3, 20, 3)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warmup, steps, rounds = (2, 6, 3) if args.quick else (3, 20, 5)
+    rounds = args.rounds or rounds
     dataset = make_data((warmup + steps) * args.batch_size, args.crop)
     lr = 0.01
     plain_loop(dataset, args.batch_size, warmup, steps, lr)  # warms oneDNN up: neither side pays for it
-    results: dict[str, list[float]] = {"plain torchvision loop": [], "litzoo (train.py path)": []}
-    for _ in range(rounds):
-        results["plain torchvision loop"].append(plain_loop(dataset, args.batch_size, warmup, steps, lr))
-        results["litzoo (train.py path)"].append(litzoo_run(dataset, args.batch_size, warmup, steps, lr))
+    sides = {"plain torchvision loop": plain_loop, "litzoo (train.py path)": litzoo_run}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for round_index in range(rounds):
+        order = list(sides) if round_index % 2 == 0 else list(sides)[::-1]
+        for name in order:
+            results[name].append(sides[name](dataset, args.batch_size, warmup, steps, lr))
     print(
         f"\nTraining DeepLabV3-MobileNetV3 (aux head), batch {args.batch_size} x {args.crop}x{args.crop}, "
-        f"{steps} timed steps, {rounds} round(s), median samples/s:"
+        f"{steps} timed steps, {rounds} alternating round(s), {torch.get_num_threads()} thread(s); "
+        "samples/s, median [min-max]:"
     )
-    medians = {name: statistics.median(values) for name, values in results.items()}
-    for name, value in medians.items():
-        print(f"  {name:<26} {value:8.2f}   (rounds: {', '.join(f'{v:.2f}' for v in results[name])})")
-    print(
-        f"  ratio litzoo / plain:      {medians['litzoo (train.py path)'] / medians['plain torchvision loop']:.3f}"
-    )
+    print(f"  {'':<26} {'per wall second':>24} {'per CPU second':>24}")
+    for name, values in results.items():
+        print(f"  {name:<26} {summary([v[0] for v in values]):>24} {summary([v[1] for v in values]):>24}")
+    plain, ours = results["plain torchvision loop"], results["litzoo (train.py path)"]
+    for label, column in (("wall", 0), ("CPU", 1)):
+        ratios = [o[column] / p[column] for o, p in zip(ours, plain)]
+        medians = statistics.median(o[column] for o in ours) / statistics.median(p[column] for p in plain)
+        print(
+            f"  ratio litzoo / plain ({label}): {medians:.3f} of the medians; per round "
+            f"{', '.join(f'{r:.3f}' for r in ratios)}"
+        )
 
+    if args.no_inference:
+        return
     size, crop, stride = ((256, 512), 128, 96) if args.quick else ((512, 1024), 256, 192)
     costs = inference_costs(size, crop, stride, repeats=2 if args.quick else 5)
     whole = costs["whole"]
-    print(f"\nInference on a {size[0]}x{size[1]} image, seconds per image (x whole-image):")
+    print(f"\nInference on a {size[0]}x{size[1]} image, CPU seconds per image (x whole-image):")
     for name, seconds in costs.items():
         print(f"  {name:<26} {seconds:8.3f}   x{seconds / whole:.2f}")
 
