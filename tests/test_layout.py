@@ -63,6 +63,25 @@ def test_arrows_point_down(package, forbidden):
     assert violations(package, forbidden) == []
 
 
+def test_the_one_line_datasets_are_the_one_documented_exception():
+    """`litzoo.data.SQuAD(...)` & co. live in the facade `litzoo.datasets` (above the families); the
+    data API reaches it only lazily, from a module-level `__getattr__` in its `__init__`, and nothing
+    else imports it, so no family code is imported by `import litzoo.data`."""
+    importers = [module for module, path in modules_under("litzoo") if "litzoo.datasets" in imports_of(path)]
+    assert importers == ["litzoo.data.__init__"]
+    tree = ast.parse((SRC / "data" / "__init__.py").read_text())
+    at_top = {name for node in tree.body for name in imports_of_node(node)}
+    assert not any(name.startswith("litzoo") for name in at_top), (
+        "the facade import must stay inside __getattr__"
+    )
+
+
+def imports_of_node(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.ImportFrom) and node.module:
+        return {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return {a.name for a in node.names} if isinstance(node, ast.Import) else set()
+
+
 def test_nothing_imports_the_cli():
     importers = [
         module
