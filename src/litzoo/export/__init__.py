@@ -12,3 +12,6 @@ What a task exports is its business (``TaskModule.export_spec``, :class:`litzoo.
 this package only writes, checks, quantizes and records. Nothing here is imported by the platform.
 See docs/export.md.
 """
+
+# The formats `--format` takes (here, not in formats.py, so that the command line refuses without torch).
+FORMATS = ("onnx", "torchscript", "exported-program")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from litzoo.errors import ConfigError, DependencyError, LitzooError
-from litzoo.export.formats import FORMATS
+from litzoo.export import FORMATS
 
 
 def parser() -> argparse.ArgumentParser:

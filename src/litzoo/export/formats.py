@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMATS = ("onnx", "torchscript", "exported-program")
 FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "exported-program": "model.pt2"}
 ONNX_OPSET = 17
 
