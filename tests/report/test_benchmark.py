@@ -36,7 +36,9 @@ def test_benchmark_writes_one_sane_row_per_backend(benchmark_csv):
         assert int(row["params"]) == params
         assert float(row["samples_per_sec"]) > 0
         assert 0 < float(row["latency_ms_median"]) <= float(row["latency_ms_p90"])
-        assert float(row["peak_mem_mb"]) > 0 and row["memory_measure"] == "rss_peak_delta"
+        # In-process (isolate=false), memory freed before is reused: the rise is a lower bound, >= 0.
+        assert float(row["peak_mem_mb"]) >= 0
+        assert row["memory_measure"] == "rss_peak_delta in-process (lower bound)"
         assert (int(row["warmup"]), int(row["repeats"])) == (1, 3)
         assert row["torch_version"] and row["date"]
     assert rows[1]["runtime"].startswith("onnxruntime")
@@ -112,6 +114,10 @@ def test_each_backend_in_a_fresh_process(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = read(path)
     assert [r["backend"] for r in rows] == ["eager", "compile", "onnx"], result.stderr
-    assert all(float(r["samples_per_sec"]) > 0 and float(r["peak_mem_mb"]) > 0 for r in rows)
+    assert all(float(r["samples_per_sec"]) > 0 for r in rows)
+    # A fresh process per backend: the peak rise holds at least the fp32 weights (4 bytes each).
+    weights_mb = int(rows[0]["params"]) * 4 / 2**20
+    assert all(float(r["peak_mem_mb"]) >= 0.9 * weights_mb for r in rows), [r["peak_mem_mb"] for r in rows]
+    assert all(r["memory_measure"] == "rss_peak_delta" for r in rows)
     assert len({r["params"] for r in rows}) == 1
     assert "inductor" in rows[1]["runtime"]

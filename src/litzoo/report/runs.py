@@ -44,7 +44,7 @@ class RunSummary:
 
     @property
     def label(self) -> str:
-        return f"{self.model} ({self.path.name})"
+        return self.model if self.path.name == self.model else f"{self.model} ({self.path.name})"
 
 
 ARTIFACTS = ("curves.png", "metrics.csv", "train.log", RECORD_NAME)
