@@ -10,8 +10,8 @@ GluonCV/MMAction list-file formats, so ``data=moving_shapes`` runs the real read
     <root>/rawframes/{train,val,test}.txt         <class>/<id> <num_frames> <label>
     <root>/rawframes/<class>/<id>/img_00001.jpg ...
 
-Each video shows one moving shape (disc, square or triangle; random colour) over a textured,
-noisy background with a static distractor shape. The six classes are motions: ``move_left``,
+Each video shows one moving shape (disc, square or triangle; random colour) over a smooth textured,
+noisy background. The six classes are motions: ``move_left``,
 ``move_right``, ``move_up``, ``move_down`` (the shape crosses the frame at a random speed from a
 random start) and ``grow``, ``shrink`` (it stays and changes size). A left-moving and a
 right-moving shape leave the same average image, so a model that averages frames (TSN on this
@@ -37,7 +37,7 @@ from litzoo.errors import DataError
 
 log = logging.getLogger("litzoo")
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER_NAME = ".litzoo_moving_shapes.json"
 MOTION_CLASSES = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink")
 SOURCES = ("videos", "rawframes")
@@ -116,9 +116,7 @@ def draw_clip(rng: np.random.Generator, label: int, num_frames: int, size: int) 
     background = _background(rng, size)
     shape = int(rng.integers(0, 3))
     colour = tuple(int(c) for c in rng.integers(40, 256, size=3))
-    distractor = (int(rng.integers(0, 3)), tuple(int(c) for c in rng.integers(40, 256, size=3)))
-    dx, dy = rng.uniform(0.15, 0.85, size=2) * size
-    radius = size * rng.uniform(0.1, 0.16)
+    radius = size * rng.uniform(0.12, 0.18)
     motion = MOTION_CLASSES[label]
     speed = size * rng.uniform(0.5, 0.8) / num_frames  # pixels per frame: crosses most of the frame
     travel = speed * (num_frames - 1)
@@ -146,16 +144,15 @@ def draw_clip(rng: np.random.Generator, label: int, num_frames: int, size: int) 
             r = radius * (1.5 - 1.0 * t / (num_frames - 1))
         image = Image.fromarray(background)
         draw = ImageDraw.Draw(image)
-        _shape(draw, distractor[0], dx, dy, size * 0.09, distractor[1])
         _shape(draw, shape, x, y, r, colour)
-        pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 6, size=(size, size, 3)).astype(np.int16)
+        pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 4, size=(size, size, 3)).astype(np.int16)
         frames.append(np.clip(pixels, 0, 255).astype(np.uint8))
     return np.stack(frames)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     base = rng.integers(0, 120, size=3)
-    coarse = rng.normal(0, 25, size=(4, 4, 3))
+    coarse = rng.normal(0, 15, size=(4, 4, 3))
     smooth = np.asarray(
         Image.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR),
         dtype=np.float64,
