@@ -62,7 +62,7 @@ class InMemoryDataModule(BaseDataModule):
 
     def info(self) -> dict:
         return {
-            "task": "semantic_segmentation",
+            "targets": "label_masks",
             "num_classes": NUM_CLASSES,
             "class_names": list(SCENE_CLASSES),
             "ignore_index": 255,

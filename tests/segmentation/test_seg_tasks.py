@@ -57,7 +57,7 @@ def test_the_task_alone_trains_on_the_embedded_scenes():
         "val/miou",
         "max",
     )
-    assert cfg.data.task == "semantic_segmentation" and cfg.sched._target_.endswith("poly_with_warmup")
+    assert "task" not in cfg.data and cfg.sched._target_.endswith("poly_with_warmup")
     validate(cfg, [CONFIG_DIR])
 
 
@@ -101,6 +101,19 @@ def seg_run(scenes_root, tmp_path_factory) -> tuple[Path, dict, list[str]]:
     assert code == 0 and record["status"] == "completed", record.get("error")
     OmegaConf.save(compose(overrides, run_dir=run_dir), run_dir / ".hydra" / "config.yaml")
     return run_dir, record, handler.messages
+
+
+def test_the_task_refuses_a_datamodule_whose_targets_are_not_label_masks(scenes_root):
+    from litzoo.platform.registry import build
+    from litzoo.tasks.segmentation import SemanticSegmentationTask
+
+    cfg = compose(["task=semantic_segmentation", *scenes_overrides(scenes_root)])
+    info = build(cfg.data).info()
+    assert info["targets"] == SemanticSegmentationTask.targets == "label_masks"
+    with pytest.raises(ConfigError, match="needs images with label masks .* the datamodule loads boxes"):
+        SemanticSegmentationTask(
+            dict(cfg.model), {**info, "targets": "boxes"}, optim={"_target_": "torch.optim.SGD", "lr": 0.1}
+        )
 
 
 def test_a_run_logs_miou_macc_aacc_and_saves_the_per_class_scores(seg_run):

@@ -76,6 +76,8 @@ class SemanticSegmentationTask(EvaluatingTask):
     """
 
     primary_metric = "miou"
+    # What the datamodule must say it loads (info()["targets"]): H x W maps of class indices.
+    targets = "label_masks"
     table_title = "{name} per class (x100)"
 
     def __init__(
@@ -95,11 +97,11 @@ class SemanticSegmentationTask(EvaluatingTask):
     ) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_scores, max_grad_norm)
         self.save_hyperparameters()
-        if data_info.get("task") != TASK:
+        if data_info.get("targets") != self.targets:
             raise ConfigError(
-                f"task={TASK} needs segmentation masks, but the datamodule loads data.task="
-                f"{data_info.get('task')}. Use a segmentation dataset (data=scenes, voc_seg, ade20k, "
-                "cityscapes, seg_folder)."
+                f"task={TASK} needs images with label masks (data targets {self.targets}), but the "
+                f"datamodule loads {data_info.get('targets', 'other targets')}. Use a segmentation "
+                "dataset (data=scenes, voc_seg, ade20k, cityscapes, seg_folder)."
             )
         self.data_info = data_info
         self.class_names = [str(n) for n in data_info["class_names"]]

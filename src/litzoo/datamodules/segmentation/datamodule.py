@@ -47,7 +47,9 @@ from litzoo.vision.segmentation_transforms import collate_segmentation, eval_ima
 
 log = logging.getLogger("litzoo")
 
-TASK = "semantic_segmentation"
+# What every sample's target is (info()["targets"]): an H x W map of class indices, which is what
+# the semantic-segmentation task checks for (detection's datamodules say boxes, masks or keypoints).
+TARGETS = "label_masks"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VERIFY = ("headers", "none")
@@ -102,7 +104,6 @@ class SegmentationDataModule(BaseDataModule):
     their colours (:meth:`colours`) and how to make the files exist (:meth:`prepare`).
 
     Args:
-        task: must be ``semantic_segmentation`` (the config interpolates the task's name).
         batch_size: training crops per batch per device (``eval_batch_size``: images per eval batch).
         crop_size: ``[height, width]`` of the training crops.
         scale: base ``[long, short]`` size of the random rescale (MMSegmentation's ``scale``, e.g.
@@ -120,7 +121,6 @@ class SegmentationDataModule(BaseDataModule):
 
     def __init__(
         self,
-        task: str = TASK,
         batch_size: int = 8,
         num_workers: int = 0,
         crop_size: Sequence[int] = (512, 512),
@@ -137,14 +137,8 @@ class SegmentationDataModule(BaseDataModule):
         **loader_args: Any,
     ) -> None:
         super().__init__(batch_size, num_workers, **loader_args)
-        if task != TASK:
-            raise ConfigError(
-                f"data.task={task!r}: segmentation datasets serve task={TASK}. Drop the data.task "
-                "override (it follows the task)."
-            )
         if verify not in VERIFY:
             raise ConfigError(f"data.verify={verify!r} is not known; use one of {', '.join(VERIFY)}.")
-        self.task = task
         self.crop_size = [
             int(v) for v in (crop_size if not isinstance(crop_size, int) else (crop_size, crop_size))
         ]
@@ -249,7 +243,7 @@ class SegmentationDataModule(BaseDataModule):
     def info(self) -> dict[str, Any]:
         names = self.class_names()
         return {
-            "task": self.task,
+            "targets": TARGETS,
             "num_classes": len(names),
             "class_names": list(names),
             "ignore_index": IGNORE_INDEX,
