@@ -63,6 +63,12 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument(
         "--threads", type=int, default=1, help="CPU threads for the latency measurement (default: 1)"
     )
+    result.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=1.5,
+        help="time spent measuring each latency figure, after warm-up (default: 1.5; at least 5 runs)",
+    )
     return result
 
 
@@ -77,6 +83,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"--accuracy-samples {args.accuracy_samples}: give a positive number (or leave it out)."
         )
+    if not args.latency_seconds > 0:
+        raise ConfigError(f"--latency-seconds {args.latency_seconds}: give a positive number of seconds.")
     for name in ("atol", "rtol"):
         value = getattr(args, name)
         if value is not None and not value >= 0:
@@ -117,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 calibration_samples=args.calibration_samples,
                 accuracy_samples=args.accuracy_samples,
                 threads=args.threads,
+                latency_seconds=args.latency_seconds,
             ),
             log=lambda line: print(line, flush=True),
         )

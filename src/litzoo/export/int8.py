@@ -163,7 +163,8 @@ def quantize_and_measure(
     for size in (1, 8):
         inputs = batch_of(test_calls or val_calls, size)
         latency[f"batch_{size}"] = {
-            name: round(latency_ms(lambda run=run, x=inputs: run(x)), 3) for name, run in runners.items()
+            name: round(latency_ms(lambda run=run, x=inputs: run(x), options.latency_seconds), 3)
+            for name, run in runners.items()
         }
     result: dict[str, Any] = {
         "file": target.name,

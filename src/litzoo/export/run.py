@@ -33,6 +33,7 @@ class ExportOptions:
     calibration_samples: int = 128
     accuracy_samples: int | None = None
     threads: int = 1
+    latency_seconds: float = 1.5
 
 
 def exporting_tasks() -> list[str]:
