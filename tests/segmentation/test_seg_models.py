@@ -18,6 +18,7 @@ MODEL_CONFIGS = [
     "fcn_resnet101",
     "deeplabv3_resnet50",
     "deeplabv3_resnet101",
+    "pspnet_resnet50",
     "deeplabv3_mobilenet_v3_large",
     "lraspp_mobilenet_v3_large",
     "fpn_timm",
@@ -58,6 +59,40 @@ def test_the_output_stride_sets_the_resolution_of_the_deep_features(backbone, st
     assert [m[0].dilation[0] for m in model.classifier[0].convs[1:4]] == (
         [12, 24, 36] if stride == 8 else [6, 12, 18] if stride == 16 else [3, 6, 9]
     )
+
+
+def test_pspnet_pools_the_stride_8_features_over_1_2_3_6_grids_and_sees_the_whole_image():
+    from litzoo.models.segmentation import PSPHead, PyramidPooling
+
+    torch.manual_seed(0)
+    model = build_torchvision_segmenter("psp", 4, backbone="resnet50", output_stride=8).eval()
+    assert isinstance(model.classifier, PSPHead) and model.aux_classifier[0].in_channels == 1024  # on layer3
+    assert model.classifier[1][0].in_channels == 2048 + 4 * 512  # features + four 512-channel contexts
+    pooled = []
+    pools = [m for m in model.classifier[0].modules() if isinstance(m, torch.nn.AdaptiveAvgPool2d)]
+    hooks = [m.register_forward_hook(lambda m, i, o: pooled.append(tuple(o.shape[-2:]))) for m in pools]
+    with torch.no_grad():
+        features = model.backbone(torch.randn(1, 3, 96, 96))
+        model.classifier(features["out"])
+    for hook in hooks:
+        hook.remove()
+    assert features["out"].shape[-2:] == (12, 12) and features["aux"].shape[-2:] == (12, 12)  # stride 8
+    assert pooled == [(1, 1), (2, 2), (3, 3), (6, 6)]
+    # The pyramid's global branches carry a change in one corner of the features to the opposite
+    # corner; the 3x3 bottleneck alone (no pooling) does not.
+    head = PSPHead(8, 3, channels=4).eval()
+    x = torch.randn(1, 8, 12, 12)
+    changed = x.clone()
+    changed[..., :2, :2] += 5
+    with torch.no_grad():
+        assert not torch.allclose(head(x)[..., -1, -1], head(changed)[..., -1, -1])
+        assert isinstance(head[0], PyramidPooling)
+        local = torch.nn.Sequential(*list(head)[1:])
+        context = head[0](x)[:, 8:]  # the pooled contexts, held fixed
+        assert torch.allclose(
+            local(torch.cat([x, context], 1))[..., -1, -1],
+            local(torch.cat([changed, context], 1))[..., -1, -1],
+        )
 
 
 def test_timm_encoders_dilate_for_a_smaller_output_stride():
@@ -107,7 +142,7 @@ def test_whole_network_weights_for_another_class_count_keep_all_but_the_classifi
     [
         ({"head": "lraspp", "backbone": "resnet50", "aux_loss": False}, "LR-ASPP is MobileNetV3's head"),
         ({"head": "deeplabv3", "backbone": "mobilenet_v3_large", "output_stride": 8}, "use one of 16, 32"),
-        ({"head": "pspnet"}, "fcn, deeplabv3, lraspp"),
+        ({"head": "pspnet"}, "fcn, deeplabv3, psp, lraspp"),
         ({"head": "fcn", "backbone": "resnet18"}, "resnet50, resnet101"),
     ],
 )

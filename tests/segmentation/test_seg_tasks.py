@@ -32,6 +32,7 @@ SEGMENTATION_MODELS = {
     "fcn_resnet101",
     "deeplabv3_resnet50",
     "deeplabv3_resnet101",
+    "pspnet_resnet50",
     "deeplabv3_mobilenet_v3_large",
     "lraspp_mobilenet_v3_large",
     "fpn_timm",

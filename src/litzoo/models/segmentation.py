@@ -4,11 +4,13 @@ Every network maps an ``N x 3 x H x W`` batch to a dict: ``"out"``, the ``N x K 
 logits at the input's resolution, and, with the auxiliary head, ``"aux"`` (same shape; used by
 the training loss only), the convention of ``torchvision.models.segmentation``.
 
-- :func:`build_torchvision_segmenter`: ``head`` ``fcn`` / ``deeplabv3`` on ResNet-50/101 or
+- :func:`build_torchvision_segmenter`: ``head`` ``fcn`` / ``deeplabv3`` / ``psp`` on ResNet-50/101 or
   MobileNetV3-Large, ``lraspp`` on MobileNetV3-Large, built from torchvision's own modules so that
   the output stride can be chosen: 8 (dilated layer3 + layer4, the paper setting), 16 or 32 for
   ResNets; 16 or 32 for MobileNetV3. DeepLabV3's atrous rates follow the stride (12/24/36 at 8,
   6/12/18 at 16). The auxiliary FCN head sits on ResNet's layer3 (MobileNetV3: its stride-8 block).
+  ``psp`` is PSPNet's pyramid pooling head (Zhao et al. 2017; :class:`PSPHead`), which torchvision
+  does not ship, over the same dilated backbones.
 - :func:`build_timm_segmenter`: any timm model that supports ``features_only`` (resnet18,
   convnext_tiny, efficientnet_b0, ...) as encoder, its last four feature levels decoded by a
   semantic FPN (``decoder="fpn"``) or DeepLabV3+'s decoder (ASPP on the deepest level, fused with
@@ -34,13 +36,14 @@ from torch import nn
 from torchvision.models import mobilenet_v3_large
 from torchvision.models import resnet as torchvision_resnets
 from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.segmentation._utils import _SimpleSegmentationModel
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead, DeepLabV3
 from torchvision.models.segmentation.fcn import FCN, FCNHead
 from torchvision.models.segmentation.lraspp import LRASPP
 
 from litzoo.errors import ConfigError, DependencyError
 
-HEADS = ("fcn", "deeplabv3", "lraspp")
+HEADS = ("fcn", "deeplabv3", "psp", "lraspp")
 RESNETS = ("resnet50", "resnet101", "resnet152")
 BACKBONES = (*RESNETS, "mobilenet_v3_large")
 DECODERS = ("fpn", "deeplabv3plus")
@@ -145,9 +148,7 @@ def _resnet_segmenter(
     layers = {"layer4": "out", **({"layer3": "aux"} if aux_loss else {})}
     features = IntermediateLayerGetter(body, return_layers=layers)
     aux = FCNHead(1024, num_classes) if aux_loss else None
-    if head == "fcn":
-        return FCN(features, FCNHead(2048, num_classes), aux)
-    return DeepLabV3(features, DeepLabHead(2048, num_classes, ASPP_RATES[output_stride]), aux)
+    return _assemble(head, features, 2048, num_classes, aux, output_stride)
 
 
 def _mobilenet_segmenter(
@@ -167,9 +168,66 @@ def _mobilenet_segmenter(
     layers = {str(deep): "out", **({str(shallow): "aux"} if aux_loss else {})}
     features = IntermediateLayerGetter(blocks, return_layers=layers)
     aux = FCNHead(shallow_channels, num_classes) if aux_loss else None
+    return _assemble(head, features, deep_channels, num_classes, aux, output_stride)
+
+
+def _assemble(
+    head: str,
+    features: nn.Module,
+    channels: int,
+    num_classes: int,
+    aux: nn.Module | None,
+    output_stride: int,
+) -> nn.Module:
+    """The backbone's ``"out"`` features (`channels` deep) under the chosen head, plus the auxiliary head."""
     if head == "fcn":
-        return FCN(features, FCNHead(deep_channels, num_classes), aux)
-    return DeepLabV3(features, DeepLabHead(deep_channels, num_classes, ASPP_RATES[output_stride]), aux)
+        return FCN(features, FCNHead(channels, num_classes), aux)
+    if head == "psp":
+        return PSPNet(features, PSPHead(channels, num_classes), aux)
+    return DeepLabV3(features, DeepLabHead(channels, num_classes, ASPP_RATES[output_stride]), aux)
+
+
+class PSPHead(nn.Sequential):
+    """PSPNet's head (Zhao et al. 2017; MMSegmentation's ``PSPHead``): the pyramid pooling module, a 3x3
+    bottleneck over the features and their pooled contexts, dropout 0.1 and a 1x1 classifier.
+
+    The pyramid pooling module averages the features over ``bins x bins`` grids (1, 2, 3, 6), maps
+    each pooled grid to ``channels`` (512) with a 1x1 conv-BN-ReLU, upsamples it back bilinearly and
+    concatenates all four with the features: for ResNet's 2048 channels this is the paper's 1/4 per
+    branch, and it is MMSegmentation's ``channels=512`` for every backbone.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, bins: Sequence[int] = (1, 2, 3, 6), channels: int = 512
+    ) -> None:
+        super().__init__(
+            PyramidPooling(in_channels, bins, channels),
+            _conv_bn_relu(in_channels + len(bins) * channels, channels, 3),
+            nn.Dropout(0.1),
+            nn.Conv2d(channels, num_classes, 1),
+        )
+
+
+class PyramidPooling(nn.Module):
+    """The input and, per bin size, its ``bin x bin`` average pool through 1x1 conv-BN-ReLU, upsampled back."""
+
+    def __init__(self, in_channels: int, bins: Sequence[int], channels: int) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(int(b)), _conv_bn_relu(in_channels, channels, 1)) for b in bins
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pooled = [
+            F.interpolate(branch(x), size=size, mode="bilinear", align_corners=False)
+            for branch in self.branches
+        ]
+        return torch.cat([x, *pooled], dim=1)
+
+
+class PSPNet(_SimpleSegmentationModel):
+    """PSPNet: a dilated backbone, :class:`PSPHead`, an optional auxiliary FCN head (torchvision's wrapper)."""
 
 
 # --------------------------------------------------------------------------- timm encoder + decoder
