@@ -237,6 +237,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=128, help="training crop side")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (5; --quick: 3)")
+    parser.add_argument("--no-training", action="store_true", help="skip part 1")
     parser.add_argument("--no-inference", action="store_true", help="skip part 2")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
@@ -244,17 +245,24 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     warmup, steps, rounds = (2, 6, 3) if args.quick else (3, 20, 5)
     rounds = args.rounds or rounds
-    dataset = make_data((warmup + steps) * args.batch_size, args.crop)
+    if not args.no_training:
+        train_side_by_side(args.batch_size, args.crop, warmup, steps, rounds)
+    if not args.no_inference:
+        inference_side_by_side(args.quick)
+
+
+def train_side_by_side(batch_size: int, crop: int, warmup: int, steps: int, rounds: int) -> None:
+    dataset = make_data((warmup + steps) * batch_size, crop)
     lr = 0.01
-    plain_loop(dataset, args.batch_size, warmup, steps, lr)  # warms oneDNN up: neither side pays for it
+    plain_loop(dataset, batch_size, warmup, steps, lr)  # warms oneDNN up: neither side pays for it
     sides = {"plain torchvision loop": plain_loop, "litzoo (train.py path)": litzoo_run}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
     for round_index in range(rounds):
         order = list(sides) if round_index % 2 == 0 else list(sides)[::-1]
         for name in order:
-            results[name].append(sides[name](dataset, args.batch_size, warmup, steps, lr))
+            results[name].append(sides[name](dataset, batch_size, warmup, steps, lr))
     print(
-        f"\nTraining DeepLabV3-MobileNetV3 (aux head), batch {args.batch_size} x {args.crop}x{args.crop}, "
+        f"\nTraining DeepLabV3-MobileNetV3 (aux head), batch {batch_size} x {crop}x{crop}, "
         f"{steps} timed steps, {rounds} alternating round(s), {torch.get_num_threads()} thread(s); "
         "samples/s, median [min-max]:"
     )
@@ -270,10 +278,10 @@ def main() -> None:
             f"{', '.join(f'{r:.3f}' for r in ratios)}"
         )
 
-    if args.no_inference:
-        return
-    size, crop, stride = ((256, 512), 128, 96) if args.quick else ((512, 1024), 256, 192)
-    costs = inference_costs(size, crop, stride, repeats=2 if args.quick else 5)
+
+def inference_side_by_side(quick: bool) -> None:
+    size, crop, stride = ((256, 512), 128, 96) if quick else ((512, 1024), 256, 192)
+    costs = inference_costs(size, crop, stride, repeats=2 if quick else 5)
     whole = costs["whole"]
     print(f"\nInference on a {size[0]}x{size[1]} image, CPU seconds per image (x whole-image):")
     for name, seconds in costs.items():
