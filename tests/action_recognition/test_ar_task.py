@@ -99,7 +99,7 @@ def _test_dataset(run_dir: Path, shapes_root: Path):
 
 
 def list_root(tmp_path: Path, shapes_root: Path, extra: str = "") -> Path:
-    """A video_list root whose lists name the tiny dataset's videos by absolute path (plus `extra` lines)."""
+    """A video_list root whose lists name the tiny dataset's videos by absolute path (`extra` lines first in train.txt)."""
     root = tmp_path / "list"
     root.mkdir()
     for split in ("train", "val"):
@@ -107,7 +107,7 @@ def list_root(tmp_path: Path, shapes_root: Path, extra: str = "") -> Path:
         text = "\n".join(
             f"{shapes_root / 'videos' / p} {label}" for p, label in (line.split() for line in lines)
         )
-        (root / f"{split}.txt").write_text(text + "\n" + (extra if split == "train" else ""))
+        (root / f"{split}.txt").write_text((extra if split == "train" else "") + text + "\n")
     (root / "classes.txt").write_text((shapes_root / "videos" / "classes.txt").read_text())
     return root
 

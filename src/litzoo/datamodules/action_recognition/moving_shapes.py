@@ -10,12 +10,12 @@ GluonCV/MMAction list-file formats, so ``data=moving_shapes`` runs the real read
     <root>/rawframes/{train,val,test}.txt         <class>/<id> <num_frames> <label>
     <root>/rawframes/<class>/<id>/img_00001.jpg ...
 
-Each video shows one moving shape (disc, square or triangle; random colour) over a smooth textured,
-noisy background. The six classes are motions: ``move_left``,
-``move_right``, ``move_up``, ``move_down`` (the shape crosses the frame at a random speed from a
-random start) and ``grow``, ``shrink`` (it stays and changes size). A left-moving and a
-right-moving shape leave the same average image, so a model that averages frames (TSN on this
-data) stays near chance on the four translations; a model that sees time separates them.
+Each video films a random textured scene (a smooth colour field with a dozen discs, squares and
+triangles) through a moving window. The six classes are motions of the scene across the frame:
+``move_left``, ``move_right``, ``move_up``, ``move_down`` (a pan at a random speed from a random place)
+and ``grow``, ``shrink`` (a zoom in or out). Every frame of a clip shows the same kind of picture, and a
+left pan and a right pan leave the same average image, so a model that averages frames (TSN on this
+data) cannot tell the classes apart; a model that sees time can.
 
 Deterministic given the parameters (x264 single-threaded), written once into a temporary folder
 and moved into place with a marker last (:func:`litzoo.data.generated.ensure_generated`).
@@ -37,7 +37,7 @@ from litzoo.errors import DataError
 
 log = logging.getLogger("litzoo")
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MARKER_NAME = ".litzoo_moving_shapes.json"
 MOTION_CLASSES = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink")
 SOURCES = ("videos", "rawframes")
@@ -112,39 +112,39 @@ def _write(folder: Path, params: MovingShapesParams) -> None:
 
 
 def draw_clip(rng: np.random.Generator, label: int, num_frames: int, size: int) -> np.ndarray:
-    """``num_frames x size x size x 3`` uint8 frames of one video of class `label`."""
-    background = _background(rng, size)
-    shape = int(rng.integers(0, 3))
-    colour = tuple(int(c) for c in rng.integers(40, 256, size=3))
-    radius = size * rng.uniform(0.12, 0.18)
+    """``num_frames x size x size x 3`` uint8 frames of one video of class `label`.
+
+    A textured scene (a smooth colour field with a dozen shapes) twice the frame's size is filmed by a
+    window that pans (the scene moves left/right/up/down across the frame) or zooms (it grows or shrinks),
+    at a random speed from a random place; every frame gets its own sensor noise.
+    """
+    canvas = 2 * size
+    scene = Image.fromarray(_background(rng, canvas))
+    draw = ImageDraw.Draw(scene)
+    for _ in range(12):
+        x, y = rng.uniform(0, canvas, size=2)
+        colour = tuple(int(c) for c in rng.integers(30, 256, size=3))
+        _shape(draw, int(rng.integers(0, 3)), x, y, size * rng.uniform(0.06, 0.16), colour)
     motion = MOTION_CLASSES[label]
-    speed = size * rng.uniform(0.5, 0.8) / num_frames  # pixels per frame: crosses most of the frame
+    speed = size * rng.uniform(0.35, 0.6) / num_frames  # pixels per frame
     travel = speed * (num_frames - 1)
-    margin = radius + 1
-    lo, hi = margin, size - margin
-    cx, cy = rng.uniform(lo, hi, size=2)
-    if motion in ("move_left", "move_right"):
-        cx = rng.uniform(lo, max(lo, hi - travel))
-    if motion in ("move_up", "move_down"):
-        cy = rng.uniform(lo, max(lo, hi - travel))
     frames = []
+    if motion in ("grow", "shrink"):
+        cx, cy = rng.uniform(0.75 * size, 1.25 * size, size=2)
+        big, small = 1.4 * size, 0.7 * size
+    else:
+        x0, y0 = rng.uniform(0, canvas - size - travel, size=2)
     for t in range(num_frames):
-        x, y, r = cx, cy, radius
-        if motion == "move_right":
-            x = cx + speed * t
-        elif motion == "move_left":
-            x = cx + travel - speed * t
-        elif motion == "move_down":
-            y = cy + speed * t
-        elif motion == "move_up":
-            y = cy + travel - speed * t
-        elif motion == "grow":
-            r = radius * (0.5 + 1.0 * t / (num_frames - 1))
-        elif motion == "shrink":
-            r = radius * (1.5 - 1.0 * t / (num_frames - 1))
-        image = Image.fromarray(background)
-        draw = ImageDraw.Draw(image)
-        _shape(draw, shape, x, y, r, colour)
+        if motion in ("grow", "shrink"):
+            share = t / (num_frames - 1)
+            width = big + (small - big) * share if motion == "grow" else small + (big - small) * share
+            box = (cx - width / 2, cy - width / 2, cx + width / 2, cy + width / 2)
+        else:
+            # the scene moves right = the window moves left over it
+            dx = {"move_right": travel - speed * t, "move_left": speed * t}.get(motion, 0.0)
+            dy = {"move_down": travel - speed * t, "move_up": speed * t}.get(motion, 0.0)
+            box = (x0 + dx, y0 + dy, x0 + dx + size, y0 + dy + size)
+        image = scene.resize((size, size), Image.BILINEAR, box=box)
         pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 4, size=(size, size, 3)).astype(np.int16)
         frames.append(np.clip(pixels, 0, 255).astype(np.uint8))
     return np.stack(frames)
