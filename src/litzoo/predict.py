@@ -138,7 +138,7 @@ def parser(first_pass: bool = False) -> argparse.ArgumentParser:
         help="the run directory (holds run.json, .hydra/ and checkpoints/)",
     )
     result.add_argument("inputs", nargs="*", help="image files, or texts (pairs: first<TAB>second)")
-    result.add_argument("--file", help="a file with one input per line; - reads standard input")
+    result.add_argument("--file", "--input", help="a file with one input per line; - reads standard input")
     result.add_argument(
         "--checkpoint", help="a checkpoint other than the run's best (path, or name in checkpoints/)"
     )

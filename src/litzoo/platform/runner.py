@@ -372,6 +372,7 @@ def _fit_then_test(
             trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
         _raise_if_interrupted(trainer)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        record.update(**task.record_fields())  # how the scores were computed, where a task says (sacreBLEU)
         if not cfg.train:
             best = str(Path(cfg.ckpt_path).expanduser().resolve())
     return RunResult(

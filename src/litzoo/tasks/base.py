@@ -176,6 +176,12 @@ class TaskModule(pl.LightningModule):
         family has no exporter yet, and ``python -m litzoo.export`` says so and lists those that do."""
         return None
 
+    # --- the run record ---------------------------------------------------------------------------
+    def record_fields(self) -> dict[str, Any]:
+        """What run.json keeps beside the test metrics after testing (JSON-serialisable), e.g. how a score was
+        computed (translation: sacreBLEU's signatures). Nothing by default."""
+        return {}
+
     # --- weights used for evaluation -----------------------------------------------------------
     def init_ema(self) -> None:
         if self.ema_decay:
