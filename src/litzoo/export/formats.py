@@ -6,7 +6,8 @@
   the ``torch.export``-based one instead. The runner is an onnxruntime CPU session.
 - ``torchscript``: ``torch.jit.trace`` (``torch.jit.script`` where the spec says the model has
   Python control flow: torchvision's detectors); the runner is ``torch.jit.load``.
-- ``exported-program``: ``torch.export.export`` with the dynamic axes as ``Dim.DYNAMIC``, saved with
+- ``exported-program``: ``torch.export.export`` with the dynamic axes as ``Dim.AUTO`` (torch infers their
+  valid ranges; an axis it must fix fails the parity check on other sizes), saved with
   ``torch.export.save`` (``.pt2``); the runner is ``torch.export.load(...).module()``.
 
 Every runner takes a tuple of tensors and returns a list of numpy arrays, one per output name.
@@ -62,7 +63,7 @@ def write(
             how = {"method": f"torch.jit.{spec.torchscript}"}
         else:
             dims = tuple(
-                {axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes.get(name, {})} or None
+                {axis: torch.export.Dim.AUTO for axis in spec.dynamic_axes.get(name, {})} or None
                 for name in spec.input_names
             )
             program = torch.export.export(module, tuple(example), dynamic_shapes=dims, strict=False)

@@ -54,6 +54,7 @@ class ParityReport:
     calls: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)  # indices of calls that failed
+    errors: list[str] = field(default_factory=list)  # the exported model raised instead of answering
 
     @property
     def passed(self) -> bool:
@@ -67,14 +68,20 @@ class ParityReport:
             "calls": self.calls,
             "batch_sizes": self.batch_sizes,
             "failed_calls": self.failures[:20],
+            "errors": self.errors[:5],
             "max_abs_diff": max((s.max_abs for s in self.outputs.values()), default=0.0),
             "max_rel_diff": max((s.max_rel for s in self.outputs.values()), default=0.0),
             "outputs": {name: s.as_dict() for name, s in self.outputs.items()},
         }
 
     def summary(self) -> str:
-        return ", ".join(
+        text = ", ".join(
             f"{name}: max abs {s.max_abs:.3g}, max rel {s.max_rel:.3g}" for name, s in self.outputs.items()
+        )
+        return text + (
+            f"; the exported model failed on {len(self.errors)} call(s): {self.errors[0]}"
+            if self.errors
+            else ""
         )
 
 
@@ -114,7 +121,15 @@ def check(
     report = ParityReport(dict(tolerances), {name: OutputStats(name) for name in names})
     saved: dict[str, np.ndarray] = {}
     for index, inputs in enumerate(calls):
-        eager, exported = eager_run(inputs), exported_run(inputs)
+        eager = eager_run(inputs)
+        try:
+            exported = exported_run(inputs)
+        except Exception as error:  # a shape guard, a runtime's refusal: this input cannot be served
+            first = str(error).strip().splitlines()
+            report.errors.append(
+                f"call {index} ({[list(t.shape) for t in inputs]}): {type(error).__name__}: {first[-1] if first else ''}"
+            )
+            exported = []
         rows, ok = compare(eager, exported, names, tolerances)
         report.calls += 1
         report.batch_sizes.append(int(inputs[0].shape[0]) if batched and inputs[0].ndim else 1)

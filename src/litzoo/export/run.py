@@ -101,6 +101,11 @@ def export_run(run_dir: Path, options: ExportOptions, log: Callable[[str], None]
             f"Task {name} ({type(task).__name__}) has no exporter yet. Tasks that do: "
             f"{', '.join(exporting_tasks())}. (A task exports by implementing TaskModule.export_spec.)"
         )
+    if options.int8 and spec.int8 is None:
+        raise ConfigError(
+            f"Task {name} has no int8 path yet (dynamic int8 serves transformers and LSTMs, calibrated static "
+            "int8 CNNs); export it without --int8."
+        )
     if options.fmt not in spec.formats:
         raise ConfigError(
             f"Task {name} does not export to --format {options.fmt}; it exports to: {', '.join(spec.formats)}."
@@ -124,15 +129,20 @@ def export_run(run_dir: Path, options: ExportOptions, log: Callable[[str], None]
     calls, _ = real_calls(spec, split_batches(datamodule, "val"), options.samples)
     if not calls:
         raise DataError(f"The val split of {run.path} is empty: there is nothing to check the export on.")
-    if not _per_sample(spec) and batch_size_of(calls[0]) > 1:
-        calls.append(first_sample(calls[0]))  # a batch of one as well: the batch axis is really dynamic
+    if not _per_sample(spec):  # batches of one and of more: the batch axis is really dynamic
+        if batch_size_of(calls[0]) > 1:
+            calls.append(first_sample(calls[0]))
+        elif len(calls) > 1 and [t.shape for t in calls[0]] == [t.shape for t in calls[1]]:
+            calls.append(tuple(torch.cat(pair) for pair in zip(calls[0], calls[1])))
     if spec.edge_cases is not None:
         calls += [tuple(c) for c in spec.edge_cases()]
 
     log(f"Exporting {name} from {run.path} to {out} ({options.fmt}) ...")
     started = time.perf_counter()
     try:
-        path, how = formats.write(options.fmt, spec, calls[0], out, options.onnx_exporter)
+        # The largest batch as the example: a tracer or torch.export that fixes a size fixes a typical one.
+        example = max(calls[: len(calls) - (spec.edge_cases is not None)] or calls, key=batch_size_of)
+        path, how = formats.write(options.fmt, spec, example, out, options.onnx_exporter)
     except Exception as error:  # the exporters raise anything; the message is what the user needs
         raise ConfigError(
             f"torch could not export task {name} to {options.fmt}: {type(error).__name__}: "

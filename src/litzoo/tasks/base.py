@@ -275,16 +275,20 @@ class ExportSpec:
 
 class NormalizedInput(nn.Module):
     """``net((x - mean) / std)``: an exported image model takes pixels in [0, 1] and normalises them
-    itself, so a deployment cannot feed it differently normalised images by mistake."""
+    itself, so a deployment cannot feed it differently normalised images by mistake. `output`: the key
+    of the tensor to return when the network returns a dict (torchvision segmentation: ``"out"``)."""
 
-    def __init__(self, net: nn.Module, mean: list[float], std: list[float]) -> None:
+    def __init__(
+        self, net: nn.Module, mean: list[float], std: list[float], output: str | None = None
+    ) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.output = net, output
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net((images - self.mean) / self.std)
+        out = self.net((images - self.mean) / self.std)
+        return out[self.output] if self.output is not None else out
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         """The [0, 1] pixels a normalised eval batch was made from (the exported model's input)."""
