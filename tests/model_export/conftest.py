@@ -89,3 +89,42 @@ def detector_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         *KEEP_BOXES,
     ]
     return trained(overrides, run_dir)
+
+
+@pytest.fixture(scope="session")
+def segmentation_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LR-ASPP MobileNetV3 on a few generated scenes (VOC layout), two steps."""
+    from segmentation.seg_fixtures import SCENES, scenes_overrides
+
+    from litzoo.datamodules.segmentation.scenes import generate_scenes_voc
+
+    root = generate_scenes_voc(tmp_path_factory.mktemp("export_scenes") / "scenes", **SCENES)
+    run_dir = tmp_path_factory.mktemp("export_segmenter") / "run"
+    overrides = [
+        "task=semantic_segmentation",
+        *scenes_overrides(root),
+        *FAST,
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+    ]
+    return trained(overrides, run_dir)
+
+
+@pytest.fixture(scope="session")
+def qa_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT (MiniLM's WordPiece vocabulary) on the generated SQuAD 2.0 set, four steps."""
+    from question_answering.conftest import TOY, qa_overrides, tiny_qa_bert
+
+    from litzoo.datamodules.question_answering import ensure_toy_squad
+
+    root = ensure_toy_squad(
+        tmp_path_factory.mktemp("export_squad") / "toy",
+        "2.0",
+        TOY["num_train"],
+        TOY["num_dev"],
+        TOY["generator_seed"],
+    )
+    bert = tiny_qa_bert.__wrapped__(tmp_path_factory)
+    run_dir = tmp_path_factory.mktemp("export_qa") / "run"
+    return trained([*qa_overrides(root, bert), "callbacks.step_checkpoint=null"], run_dir)
