@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import balanced_accuracy_score, top_k_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, log_loss, top_k_accuracy_score
 
 from litzoo.tasks.action_recognition import VideoMetrics, top_k_hits, video_scores
 
@@ -44,6 +44,7 @@ def test_scores_match_scikit_learn_on_clips_and_on_clip_averaged_videos():
         top_k_accuracy_score(video_labels, mean, k=5, labels=every)
     )
     assert result["mean_class_acc"] == pytest.approx(balanced_accuracy_score(video_labels, mean.argmax(1)))
+    assert result["loss"] == pytest.approx(log_loss(labels, scores, labels=every))
     confusion = np.array(metrics.last["confusion"])
     assert confusion.sum() == 40 and np.trace(confusion) == (mean.argmax(1) == video_labels).sum()
 

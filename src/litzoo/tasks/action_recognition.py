@@ -10,7 +10,7 @@ This module adds:
   default; ``"logits"`` averages raw scores), the clips' into the video's. The clip scores of the
   whole split are gathered across DDP ranks (a torchmetrics state) and scored once, so every
   rank logs the same ``acc_top1``/``acc_top5`` (clips), ``video_acc_top1``/``video_acc_top5``
-  (videos) and ``mean_class_acc`` (videos, the mean of the per-class accuracies) under ``val/`` and
+  (videos) and ``mean_class_acc`` (videos, the mean of the per-class accuracies) and ``loss`` (clips) under ``val/`` and
   ``test/``. Global rank 0 writes the per-class table to train.log and the video-level confusion
   matrix to ``confusion_matrix_{val,test}.png`` (and the test scores to ``scores_test.json``) in the
   run directory;
@@ -70,9 +70,10 @@ class VideoMetrics(Metric):
 
     full_state_update = False
 
-    def __init__(self, class_names: Sequence[str]) -> None:
+    def __init__(self, class_names: Sequence[str], probabilities: bool = True) -> None:
         super().__init__()
         self.class_names = list(class_names)
+        self.probabilities = probabilities  # scores are softmax probabilities (else logits)
         for name in ("samples", "videos", "labels", "scores"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self.last: dict[str, Any] | None = None
@@ -98,9 +99,10 @@ class VideoMetrics(Metric):
             return Scores(metrics=empty)
         scores, labels = dim_zero_cat(self.scores).cpu(), dim_zero_cat(self.labels).cpu()
         videos, samples = dim_zero_cat(self.videos).cpu(), dim_zero_cat(self.samples).cpu()
-        # A sample evaluated twice (a sampler that repeats batches under DDP) counts once.
+        # A sample evaluated twice (a sampler that repeats batches under DDP) counts once, and the samples
+        # are put in split order, so the sums are the same however the ranks shared the split.
         unique, first = np.unique(samples.numpy(), return_index=True)
-        keep = torch.from_numpy(np.sort(first))
+        keep = torch.from_numpy(first)
         scores, labels, videos = scores[keep], labels[keep], videos[keep]
         per_video, video_labels = video_scores(scores, videos, labels)
         predicted = per_video.argmax(dim=1)
@@ -109,7 +111,9 @@ class VideoMetrics(Metric):
         support = confusion.sum(dim=1)
         per_class = confusion.diag().double() / support.clamp(min=1).double()
         present = support > 0
+        log_probs = scores.clamp(min=1e-12).log() if self.probabilities else scores.log_softmax(dim=1)
         metrics = {
+            "loss": float(F.nll_loss(log_probs, labels)),  # per clip, over the whole split
             "acc_top1": float(top_k_hits(scores, labels, 1).mean()),
             "acc_top5": float(top_k_hits(scores, labels, 5).mean()),
             "video_acc_top1": float(top_k_hits(per_video, video_labels, 1).mean()),
@@ -264,7 +268,7 @@ class ActionRecognitionTask(EvaluatingTask):
     # -- evaluation ----------------------------------------------------------------------------------
 
     def make_metrics(self, split: str) -> VideoMetrics:
-        return VideoMetrics(self.class_names).to(self.device)
+        return VideoMetrics(self.class_names, self.average_clips == "prob").to(self.device)
 
     def _finish(self, stage: str) -> None:
         super()._finish(stage)
