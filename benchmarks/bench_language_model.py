@@ -3,18 +3,24 @@
 Both sides train the same 2-layer LSTM (Zaremba's small preset, litzoo's `create_lstm_lm`, built
 from the same seed) on the same BPTT batches of the embedded Shakespeare corpus (20 streams x 35
 steps, the hidden state carried and detached), with the same SGD (lr 1, gradient norm clipped at
-5), for the same steps:
+5), for the same steps, in one process on one thread (`torch.set_num_threads(1)`):
 
-- **throughput**: tokens/s of the timed steps after the warm-up ones. The litzoo side is the
-  real `train.py` path: the config composed by Hydra, `litzoo.platform.runner.run` with its
-  Trainer, task, datamodule (reader, vocabulary, BPTT sampler), logger, callbacks and run record;
-  the plain side is the loop of the PyTorch word_language_model example. The sides alternate to
-  spread machine noise; an untimed loop warms the process up first.
+- **throughput**: every step is timed end to end (the time from the end of one step to the end of
+  the next: data, forward, backward, clipping, optimizer, logging, callbacks), after `--warmup`
+  untimed steps, for `--steps` steps. The litzoo side is the real `train.py` path: the config
+  composed by Hydra, `litzoo.platform.runner.run` with its Trainer, task, datamodule (reader,
+  vocabulary, BPTT sampler), logger, callbacks (rolling checkpoints included) and run record; the
+  plain side is the loop of the PyTorch word_language_model example. An untimed plain loop warms
+  the process up first; then `--rounds` rounds alternate the order of the sides (plain, litzoo;
+  litzoo, plain; ...) so that a change in the machine's load hits both. Reported, by the wall
+  clock and by the process's CPU clock (`time.process_time`, far less disturbed by other jobs on
+  a shared machine): each side's median step time (as tokens/s), each round's, and the median
+  over rounds of the ratio of the two sides' median step times in that round.
 - **perplexity**: validation perplexity (10 streams, BPTT 35, whole split) after one epoch
   (`--quick`: 40 steps) on both sides: the same computation, so it should agree to float noise.
 
-    python benchmarks/bench_language_model.py            # 5 warm-up + 40 timed steps, 3 rounds; 1-epoch ppl
-    python benchmarks/bench_language_model.py --quick    # fewer steps, one round
+    python benchmarks/bench_language_model.py            # 10 warm-up + 100 timed steps, 5 rounds; 1-epoch ppl
+    python benchmarks/bench_language_model.py --quick    # 3 + 20 steps, 2 rounds; 40-step ppl
 """
 
 from __future__ import annotations
@@ -44,17 +50,14 @@ GENRES = ["tragedies", "roman"]
 
 
 class StepTimer(pl.Callback):
-    """Times the training steps after the warm-up ones."""
+    """Records the time at the end of every training step (the litzoo side's step clock)."""
 
-    warmup = 0
-    start = end = 0.0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
-            self.start = time.perf_counter()
+    ends: list[float] = []
+    cpu_ends: list[float] = []
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.end = time.perf_counter()
+        self.ends.append(time.perf_counter())
+        self.cpu_ends.append(time.process_time())
 
 
 TIMER = StepTimer()
@@ -62,6 +65,12 @@ TIMER = StepTimer()
 
 def step_timer() -> StepTimer:
     return TIMER
+
+
+def step_times(ends: list[float], warmup: int, steps: int) -> list[float]:
+    """Durations of steps warmup .. warmup + steps - 1, each from the end of the step before it."""
+    assert warmup >= 1 and len(ends) >= warmup + steps, (len(ends), warmup, steps)
+    return [ends[i] - ends[i - 1] for i in range(warmup, warmup + steps)]
 
 
 def corpus(data_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:
@@ -72,19 +81,18 @@ def corpus(data_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def plain_loop(
-    train: np.ndarray, val: np.ndarray, vocab: int, warmup: int, steps: int
-) -> tuple[float, float]:
-    """The PyTorch word_language_model loop; returns (tokens/s of the timed steps, val ppl after them)."""
+    train: np.ndarray, val: np.ndarray, vocab: int, warmup: int, steps: int | None
+) -> tuple[list[float], float]:
+    """The PyTorch word_language_model loop; returns (the timed steps' durations, val ppl after them).
+    `steps=None` trains one whole epoch (and times nothing)."""
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
     model = create_lstm_lm(vocab, preset="small")
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     data = torch.from_numpy(stream_matrix(train, BATCH).astype(np.int64))  # [T, B], GluonNLP/PyTorch batchify
     model.train()
-    state, start = None, 0.0
+    state, ends, cpu_ends = None, [time.perf_counter()], [time.process_time()]
     for step, i in enumerate(range(0, data.shape[0] - 1, BPTT)):
-        if step == warmup:
-            start = time.perf_counter()
         if steps is not None and step == warmup + steps:
             break
         inputs, targets = data[i : i + BPTT], data[i + 1 : i + 1 + BPTT]
@@ -97,9 +105,12 @@ def plain_loop(
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
         loss.item()  # the platform logs the loss every step, which syncs the same way
-    elapsed = time.perf_counter() - start
-    timed = (step + 1 - warmup) if steps is None else steps
-    return timed * BATCH * BPTT / elapsed, evaluate(model, val, vocab)
+        ends.append(time.perf_counter())
+        cpu_ends.append(time.process_time())
+    if steps is None:
+        return ([], []), evaluate(model, val, vocab)
+    times = (step_times(ends[1:], warmup, steps), step_times(cpu_ends[1:], warmup, steps))
+    return times, evaluate(model, val, vocab)
 
 
 @torch.no_grad()
@@ -116,7 +127,11 @@ def evaluate(model: torch.nn.Module, ids: np.ndarray, vocab: int) -> float:
     return math.exp(total / count)
 
 
-def litzoo_run(data_dir: Path, warmup: int, steps: int | None, validate: bool) -> tuple[float, float | None]:
+def litzoo_run(
+    data_dir: Path, warmup: int, steps: int | None, validate: bool, extra: list[str] | None = None
+) -> tuple[list[float], float | None]:
+    """`train.py task=language_model` for warmup + steps steps (None: one epoch); returns (the timed
+    steps' durations, val ppl after them when `validate`)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -125,7 +140,7 @@ def litzoo_run(data_dir: Path, warmup: int, steps: int | None, validate: bool) -
     from litzoo.platform.configs import register_resolvers
     from litzoo.platform.runner import RunContext, run
 
-    TIMER.warmup = warmup
+    TIMER.ends, TIMER.cpu_ends = [], []
     register_resolvers()
     GlobalHydra.instance().clear()
     run_dir = Path(tempfile.mkdtemp(prefix="litzoo-bench-lm-"))
@@ -133,13 +148,14 @@ def litzoo_run(data_dir: Path, warmup: int, steps: int | None, validate: bool) -
         "task=language_model",
         f"paths.data_dir={data_dir}",
         "trainer.max_epochs=1",
-        f"trainer.limit_train_batches={warmup + steps}",
+        f"trainer.limit_train_batches={1.0 if steps is None else warmup + steps}",
         f"trainer.limit_val_batches={1.0 if validate else 0}",
         "trainer.num_sanity_val_steps=0",
         "test=false",
         f"paths.output_dir={run_dir}",
         f"seed={SEED}",
         "data.test_batch_size=10",
+        *(extra or []),
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
@@ -158,8 +174,13 @@ def litzoo_run(data_dir: Path, warmup: int, steps: int | None, validate: bool) -
 
         with open(run_dir / "metrics.csv") as handle:
             ppl = [float(r["val/ppl"]) for r in csv.DictReader(handle) if r.get("val/ppl")][-1]
-    timed = steps if steps is not None else 1
-    return timed * BATCH * BPTT / (TIMER.end - TIMER.start), ppl
+    if steps is None:
+        return ([], []), ppl
+    return (step_times(TIMER.ends, warmup, steps), step_times(TIMER.cpu_ends, warmup, steps)), ppl
+
+
+def tokens_per_s(times: list[float]) -> float:
+    return BATCH * BPTT / statistics.median(times)
 
 
 def main() -> None:
@@ -167,39 +188,81 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per run (10; --quick: 3)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per run (100; --quick: 20)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (5; --quick: 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "litzoo-bench-data"))
     parser.add_argument(
         "--genres",
         default=",".join(GENRES),
         help="training plays of the corpus (default: the data config's, tragedies,roman)",
     )
+    parser.add_argument(
+        "--litzoo-override",
+        action="append",
+        default=[],
+        help="extra train.py override for the litzoo side (repeatable), e.g. callbacks.step_checkpoint=null",
+    )
     parser.add_argument("--skip-throughput", action="store_true", help="only the perplexity comparison")
+    parser.add_argument("--skip-ppl", action="store_true", help="only the throughput comparison")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     GENRES[:] = args.genres.split(",")
-    warmup, steps, rounds = (2, 10, 1) if args.quick else (5, 40, 3)
+    warmup = args.warmup if args.warmup is not None else (3 if args.quick else 10)
+    steps = args.steps if args.steps is not None else (20 if args.quick else 100)
+    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 5)
     ppl_steps = 40 if args.quick else None  # None: one whole epoch
     data_dir = Path(args.data_dir)
     train, val, vocab = corpus(data_dir)
     plain_loop(train, val[:2000], vocab, warmup, steps)  # warm the process up (oneDNN kernels), untimed
-    results: dict[str, list[float]] = {"plain PyTorch loop": [], "litzoo (train.py path)": []}
-    for _ in range(0 if args.skip_throughput else rounds):
-        results["plain PyTorch loop"].append(plain_loop(train, val[:2000], vocab, warmup, steps)[0])
-        results["litzoo (train.py path)"].append(litzoo_run(data_dir, warmup, steps, validate=False)[0])
-    plain = (
-        statistics.median(results["plain PyTorch loop"]) if results["plain PyTorch loop"] else float("nan")
-    )
-    print(
-        f"\n2-layer LSTM (small preset, vocabulary {vocab}), {BATCH} streams x BPTT {BPTT}, {steps} timed steps "
-        f"after {warmup} warm-up, {rounds} round(s), torch threads={torch.get_num_threads()}"
-    )
-    print(f"{'side':<26}{'tokens/s (median)':>20}{'all rounds':>34}{'ratio':>8}")
-    for name, values in results.items():
-        if not values:
-            continue
-        median = statistics.median(values)
-        print(f"{name:<26}{median:>20.0f}{', '.join(f'{v:.0f}' for v in values):>34}{median / plain:>8.3f}")
-    _, plain_ppl = plain_loop(train, val, vocab, 0, ppl_steps)
-    _, litzoo_ppl = litzoo_run(data_dir, 0, ppl_steps, validate=True)
+    sides = ("plain PyTorch loop", "litzoo (train.py path)")
+    runs: dict[str, list[tuple[list[float], list[float]]]] = {side: [] for side in sides}
+    for round_ in range(0 if args.skip_throughput else rounds):
+        order = sides if round_ % 2 == 0 else sides[::-1]  # alternate who goes first
+        for side in order:
+            if side == sides[0]:
+                runs[side].append(plain_loop(train, val[:2000], vocab, warmup, steps)[0])
+            else:
+                runs[side].append(
+                    litzoo_run(data_dir, warmup, steps, validate=False, extra=args.litzoo_override)[0]
+                )
+        (plain_wall, plain_cpu), (ours_wall, ours_cpu) = (runs[side][-1] for side in sides)
+        print(
+            f"round {round_ + 1}/{rounds}: wall plain {tokens_per_s(plain_wall):.0f}, litzoo "
+            f"{tokens_per_s(ours_wall):.0f} tokens/s; CPU plain {tokens_per_s(plain_cpu):.0f}, litzoo "
+            f"{tokens_per_s(ours_cpu):.0f} tokens/CPU-s",
+            flush=True,
+        )
+    if not args.skip_throughput:
+        print(
+            f"\n2-layer LSTM (small preset, vocabulary {vocab}), {BATCH} streams x BPTT {BPTT}, {steps} timed "
+            f"steps after {warmup} warm-up per run, {rounds} alternating round(s), torch threads="
+            f"{torch.get_num_threads()}"
+            + (f", litzoo overrides {args.litzoo_override}" if args.litzoo_override else "")
+        )
+        # Wall time is what a user waits; the process's CPU time per step is what the code costs, and
+        # is much less disturbed by other jobs on a shared machine (they take turns on the cores).
+        for clock, which in (("wall", 0), ("CPU", 1)):
+            medians = {side: tokens_per_s([t for run in runs[side] for t in run[which]]) for side in sides}
+            print(f"{clock + ' clock':<26}{'tokens/s (median step)':>24}{'per round':>40}")
+            for side in sides:
+                per_round = ", ".join(f"{tokens_per_s(run[which]):.0f}" for run in runs[side])
+                print(f"  {side:<24}{medians[side]:>24.0f}{per_round:>40}")
+            ratios = [
+                tokens_per_s(o[which]) / tokens_per_s(p[which])
+                for p, o in zip(*(runs[side] for side in sides))
+            ]
+            print(
+                f"  ratio litzoo / plain ({clock}): {medians[sides[1]] / medians[sides[0]]:.3f} (all steps); "
+                f"median of the rounds' ratios {statistics.median(ratios):.3f} "
+                f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
+            )
+    if args.skip_ppl:
+        return
+    timed = None if ppl_steps is None else ppl_steps - 1  # 1 + timed steps in all
+    _, plain_ppl = plain_loop(train, val, vocab, 1, timed)
+    _, litzoo_ppl = litzoo_run(data_dir, 1, timed, validate=True)
     trained = f"{ppl_steps} training steps" if ppl_steps else "one epoch"
     print(
         f"\nValidation perplexity after {trained} on the plays of {GENRES} (whole validation split, 10 streams):"

@@ -69,6 +69,7 @@ from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
 
 log = logging.getLogger("litzoo")
 
+CHECKPOINT_KEY = "word_embedding"
 VECTOR_SUFFIXES = {".bin": True, ".txt": False, ".vec": False, ".gz": False}
 
 
@@ -146,8 +147,10 @@ class WordEmbeddingTask(EvaluatingTask):
         keep, alias = alias_table(noise_distribution(vocab.counts, self.ns_exponent))
         self.register_buffer("noise_keep", torch.from_numpy(keep).float(), persistent=False)
         self.register_buffer("noise_alias", torch.from_numpy(alias), persistent=False)
-        # Corpus tokens this rank has trained on (checkpointed): the monitored "progress" metric.
-        self.register_buffer("trained_words", torch.zeros((), dtype=torch.int64))
+        # Corpus tokens this rank has trained on (every rank's count checkpointed): the monitored
+        # "progress" metric. Not a buffer: DDP broadcasts buffers from rank 0 before every forward,
+        # which overwrote the other ranks' counts (the summed count was wrong under DDP).
+        self.trained_words = 0
         self.primary_metric = _primary_metric(self.sets)
         self._space: VectorSpace | None = None
         self._epoch_clock: tuple[float, int] | None = None
@@ -204,7 +207,7 @@ class WordEmbeddingTask(EvaluatingTask):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, count = self.pair_loss(batch["tokens"], batch["sentence"], self.step_generator(batch_idx))
-        self.trained_words += batch["raw_tokens"].to(self.trained_words.device)
+        self.trained_words += int(batch["raw_tokens"])
         if self._epoch_clock is not None:
             self._epoch_clock = (self._epoch_clock[0], self._epoch_clock[1] + int(batch["raw_tokens"]))
         self.log(
@@ -287,7 +290,8 @@ class WordEmbeddingTask(EvaluatingTask):
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
-        self.log("val/trained_words", self.trained_words.double(), sync_dist=True, reduce_fx="sum")
+        words = torch.tensor(float(self.trained_words), dtype=torch.float64, device=self.device)
+        self.log("val/trained_words", words, sync_dist=True, reduce_fx="sum")
         self._space = None
 
     def on_test_epoch_end(self) -> None:
@@ -306,6 +310,21 @@ class WordEmbeddingTask(EvaluatingTask):
         when = f"epoch {self.current_epoch}" if stage == "val" else "test"
         for table in scores.tables.values():
             log.info("Word similarity and analogy (%s, %s):\n%s", stage, when, table)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Every rank runs this (Lightning dumps the checkpoint on all of them): gather their counts.
+        mine = torch.tensor([self.trained_words], dtype=torch.int64, device=self.device)
+        world = self.trainer.world_size if self._trainer is not None else 1
+        counts = self.all_gather(mine).reshape(-1) if world > 1 else mine
+        checkpoint[CHECKPOINT_KEY] = {"trained_words": [int(c) for c in counts.tolist()]}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counts = (checkpoint.get(CHECKPOINT_KEY) or {}).get("trained_words")
+        legacy = checkpoint.get("state_dict", {}).pop("trained_words", None)  # once a buffer (rank 0's)
+        if counts is None:
+            counts = [] if legacy is None else [int(legacy)]
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        self.trained_words = int(counts[rank]) if rank < len(counts) else 0
 
     def on_fit_end(self) -> None:
         if not self.save_vectors or not self.trainer.is_global_zero:
