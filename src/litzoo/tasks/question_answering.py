@@ -475,3 +475,43 @@ class QuestionAnsweringTask(EvaluatingTask):
     def predictions_file(self, predictions: list[dict[str, Any]]) -> Any:
         """The official predictions format: ``{question id: answer text}`` ("" = no answer)."""
         return {str(p["id"]): p["answer"] for p in predictions}
+
+    # -- export (python -m litzoo.export <run_dir>) ------------------------------------------------
+
+    def export_spec(self) -> Any:
+        """Windows of token ids ``[B, T]`` with ``attention_mask`` (and ``token_type_ids``), batch and length
+        dynamic -> ``start_logits``, ``end_logits`` ``[B, T]``. Windowing, span decoding and the no-answer
+        threshold stay outside (``preprocessing.json`` says how); the run's tokenizer is copied beside it."""
+        from litzoo.datamodules.question_answering.datamodule import TOKENIZER_DIR
+        from litzoo.tasks.base import ExportSpec
+
+        names = ("input_ids", "attention_mask")
+        if self.encoding is not None and self.encoding.with_token_types:
+            names += ("token_type_ids",)
+        run_dir = getattr(self, "run_dir", None)
+        tokenizer = run_dir.artifact(TOKENIZER_DIR) if run_dir is not None else None
+        axes = {name: {0: "batch", 1: "sequence"} for name in (*names, "start_logits", "end_logits")}
+        return ExportSpec(
+            module=self.eval_net.eval(),
+            calls=lambda batch: [tuple(batch[name] for name in names)],
+            input_names=names,
+            output_names=("start_logits", "end_logits"),
+            dynamic_axes=axes,
+            preprocessing={
+                "inputs": {name: "int64 [batch, sequence]" for name in names},
+                "tokenizer": {
+                    "files": [TOKENIZER_DIR] if tokenizer is not None else [],
+                    **self.data_info["encoding"],
+                },
+                "outputs": "start/end logits per token; padding must be masked before the span search",
+                "decoding": {
+                    "version": self.data_info.get("version"),
+                    "n_best_size": self.n_best_size,
+                    "max_answer_length": self.max_answer_length,
+                    "null_threshold": float(self.null_threshold),
+                },
+            },
+            files={TOKENIZER_DIR: str(tokenizer)} if tokenizer is not None and tokenizer.is_dir() else {},
+            int8="dynamic",
+            atol=1e-4,
+        )
