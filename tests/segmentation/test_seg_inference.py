@@ -85,3 +85,23 @@ def test_the_mode_is_read_from_the_config_and_checked():
         InferenceMode.from_config({"mode": "tiles"})
     with pytest.raises(ConfigError, match="positive factors"):
         InferenceMode.from_config({"scales": [0.0, 1.0]})
+
+
+def test_a_sliding_window_left_unset_is_the_training_crop_stepped_by_two_thirds():
+    from litzoo.tasks.segmentation import slide_defaults
+
+    assert slide_defaults({"mode": "slide"}, [769, 769]) == {
+        "mode": "slide",
+        "crop_size": [769, 769],
+        "stride": [513, 513],
+    }  # MMSegmentation's Cityscapes setting
+    assert slide_defaults({"mode": "slide", "stride": None}, [512, 1024])["stride"] == [341, 683]
+    assert slide_defaults({"mode": "slide", "crop_size": 64, "stride": [8, 9]}, [512, 512]) == {
+        "mode": "slide",
+        "crop_size": [64, 64],
+        "stride": [8, 9],
+    }  # what is given is kept
+    assert slide_defaults({"mode": "whole"}, [512, 512]) == {"mode": "whole"}
+    assert slide_defaults(None, [512, 512]) is None
+    with pytest.raises(ConfigError, match="needs a window size"):  # no crop known: the mode's own message
+        InferenceMode.from_config(slide_defaults({"mode": "slide"}, None))

@@ -115,6 +115,21 @@ def test_the_task_refuses_a_datamodule_whose_targets_are_not_label_masks(scenes_
         SemanticSegmentationTask(
             dict(cfg.model), {**info, "targets": "boxes"}, optim={"_target_": "torch.optim.SGD", "lr": 0.1}
         )
+    # Sliding windows default to the training crop (data.crop_size [32, 32] here), step 2/3 of it.
+    task = SemanticSegmentationTask(
+        dict(cfg.model),
+        info,
+        optim={"_target_": "torch.optim.SGD", "lr": 0.1},
+        val_inference={"mode": "whole"},
+        test_inference={"mode": "slide", "flip": True},
+    )
+    assert info["crop_size"] == list(cfg.data.crop_size) == [32, 32]
+    assert (task.val_mode.mode, task.val_mode.crop_size) == ("whole", None)
+    assert (task.test_mode.crop_size, task.test_mode.stride, task.test_mode.flip) == (
+        (32, 32),
+        (21, 21),
+        True,
+    )
 
 
 def test_a_run_logs_miou_macc_aacc_and_saves_the_per_class_scores(seg_run):

@@ -70,7 +70,8 @@ class SemanticSegmentationTask(EvaluatingTask):
         aux_weight: weight of the auxiliary head's loss (0 ignores the head).
         class_weights: one cross-entropy weight per class, or ``None``.
         val_inference: the validation inference mode: ``{mode: whole|slide, crop_size, stride, scales,
-            flip, window_batch}`` (:class:`~litzoo.vision.segmentation_inference.InferenceMode`).
+            flip, window_batch}`` (:class:`~litzoo.vision.segmentation_inference.InferenceMode`);
+            in slide mode the window defaults to the training crop (:func:`slide_defaults`).
         test_inference: the test (and prediction) inference mode; ``None`` uses ``val_inference``.
         save_scores: write the test scores (per class) to ``scores_test.json`` in the run directory.
     """
@@ -108,9 +109,10 @@ class SemanticSegmentationTask(EvaluatingTask):
         self.num_classes = len(self.class_names)
         self.ignore_index = int(data_info.get("ignore_index", 255))
         self.aux_weight = float(aux_weight)
-        self.val_mode = InferenceMode.from_config(val_inference)
+        crop = data_info.get("crop_size")
+        self.val_mode = InferenceMode.from_config(slide_defaults(val_inference, crop))
         self.test_mode = InferenceMode.from_config(
-            test_inference if test_inference is not None else val_inference
+            slide_defaults(test_inference if test_inference is not None else val_inference, crop)
         )
         weights = None
         if class_weights is not None:
@@ -290,6 +292,24 @@ class SemanticSegmentationTask(EvaluatingTask):
             f"{name} {100 * share:.1f}%" for name, share in list(prediction["classes"].items())[:5]
         )
         return f"{prediction['input']}\t{prediction['mask']}\t{prediction['overlay']}\t{shares}"
+
+
+def slide_defaults(
+    config: Mapping[str, Any] | None, train_crop: Sequence[int] | None
+) -> dict[str, Any] | None:
+    """An inference config whose sliding window, when not given, is the training crop (the size the
+    model learnt at) and whose step is two thirds of the window, rounded: MMSegmentation's 769/513
+    (Cityscapes) and 512/341 (ADE20K). Other modes, and a datamodule that reports no crop, pass as they are."""
+    if config is None or config.get("mode") != "slide" or train_crop is None:
+        return None if config is None else dict(config)
+    completed = dict(config)
+    window = completed.get("crop_size")
+    window = train_crop if window is None else window
+    window = [int(window), int(window)] if isinstance(window, int) else [int(v) for v in window]
+    completed["crop_size"] = window
+    if completed.get("stride") is None:
+        completed["stride"] = [max(1, round(2 * v / 3)) for v in window]
+    return completed
 
 
 def _read_image(path: Path, header_only: bool = False) -> np.ndarray | None:

@@ -251,6 +251,8 @@ class SegmentationDataModule(BaseDataModule):
             "mean": self.mean,
             "std": self.std,
             "eval_scale": self.eval_scale,
+            # The training crop: the default sliding window of slide-mode inference.
+            "crop_size": self.crop_size,
             "label_values": self.label_map().description,
         }
 
