@@ -293,6 +293,52 @@ class SemanticSegmentationTask(EvaluatingTask):
         )
         return f"{prediction['input']}\t{prediction['mask']}\t{prediction['overlay']}\t{shares}"
 
+    # -- export (python -m litzoo.export <run_dir>) ------------------------------------------------
+
+    def export_spec(self) -> Any:
+        """Pixels in [0, 1] ``[B, 3, H, W]`` (any size; the eval resize ``eval_scale`` happens before) ->
+        class logits ``[B, K, H, W]``, normalisation inside the graph; whole-image inference (sliding
+        windows, multi-scale and flips stay outside it, in the caller). See docs/export.md."""
+        from litzoo.tasks.base import ExportSpec, NormalizedInput
+
+        module = NormalizedInput(
+            self.eval_net, list(self.data_info["mean"]), list(self.data_info["std"]), "out"
+        ).eval()
+
+        def calls(batch: Any) -> list[tuple[torch.Tensor, ...]]:
+            images = batch[0]
+            if not isinstance(images, torch.Tensor) and len({tuple(i.shape) for i in images}) == 1:
+                images = torch.stack(list(images))  # one call of the whole batch where sizes agree
+            if isinstance(images, torch.Tensor):
+                return [(module.denormalize(images),)]
+            return [(module.denormalize(image[None]),) for image in images]
+
+        return ExportSpec(
+            module=module,
+            calls=calls,
+            input_names=("images",),
+            output_names=("logits",),
+            dynamic_axes={
+                "images": {0: "batch", 2: "height", 3: "width"},
+                "logits": {0: "batch", 2: "height", 3: "width"},
+            },
+            preprocessing={
+                "input": {
+                    "name": "images",
+                    "layout": "NCHW float32 RGB, pixels scaled to [0, 1], any size",
+                    "resize_before": self.data_info.get("eval_scale"),
+                },
+                "normalize": {
+                    "mean": list(self.data_info["mean"]),
+                    "std": list(self.data_info["std"]),
+                    "in_graph": True,
+                },
+                "output": {"name": "logits", "argmax over axis 1": "class index per pixel"},
+                "class_names": self.class_names,
+                "ignore_index": self.ignore_index,
+            },
+        )
+
 
 def slide_defaults(
     config: Mapping[str, Any] | None, train_crop: Sequence[int] | None
