@@ -16,9 +16,19 @@ from litzoo.zoo.tiny import ONE_STEP, tiny_command, tiny_overrides
 OTHER_OWNERS = {"kinetics400", "ucf101", "hmdb51", "iwslt15_en_vi", "wmt14_en_de"}
 
 
+# Recipes whose own config does not run yet, found by their tiny variant (strict: fixing one fails the
+# test until it leaves this list). Reported to the family's engineer.
+KNOWN_BROKEN = {
+    "ptb/biaffine": "data.sampler: the recipe's TokenBudgetSampler inherits FixedBucketSampler's num_buckets/"
+    "bucket_scheme/ratio from data/dependency_parsing/_base.yaml and refuses them",
+}
+
+
 def pending(recipe: Recipe):
     if recipe.dataset in OTHER_OWNERS and not recipe.tiny:
-        return pytest.param(recipe, marks=pytest.mark.xfail(reason=f"{recipe.name}: zoo.tiny not written yet"))
+        return pytest.param(
+            recipe, marks=pytest.mark.xfail(reason=f"{recipe.name}: zoo.tiny not written yet")
+        )
     return recipe
 
 
@@ -108,7 +118,13 @@ def test_tiny_variant_runs_one_step(name, tmp_path):
     assert record["metrics"], "the tiny run tested nothing"
 
 
+def broken(recipe: Recipe):
+    if recipe.name in KNOWN_BROKEN:
+        return pytest.param(recipe, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[recipe.name]))
+    return pending(recipe)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", [pending(r) for r in ALL if r.name not in FAST_STEP], ids=lambda r: r.name)
+@pytest.mark.parametrize("recipe", [broken(r) for r in ALL if r.name not in FAST_STEP], ids=lambda r: r.name)
 def test_every_tiny_variant_runs_one_step(recipe: Recipe, tmp_path):
     run_one_step(recipe, tmp_path)

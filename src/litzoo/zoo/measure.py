@@ -118,13 +118,30 @@ def count_flops(task: Any, datamodule: Any) -> int:
 def measure(
     overrides: Sequence[str], data_info: Mapping[str, Any] | None = None, flops: bool = True
 ) -> dict[str, Any]:
-    """{"params", "gflops"} of what `overrides` build (`gflops` left out when `flops` is false)."""
+    """{"params", "gflops"} of what `overrides` build (`gflops` left out when `flops` is false).
+
+    Params come from the network built for `data_info` (the recipe's dataset sizes); FLOPs from the
+    one built for the stand-in data it evaluates on, whose labels the metrics understand (only the
+    class-count-sized output layer differs, a negligible share of the FLOPs)."""
     cfg = compose(overrides)
-    task, datamodule = build_task(cfg, data_info)
-    result: dict[str, Any] = {"params": count_params(task)}
+    task, datamodule = build_task(cfg)
+    result: dict[str, Any] = {}
     if flops:
         result["gflops"] = round(count_flops(task, datamodule) / 1e9, 3)
-    return result
+    if data_info:
+        task, _ = build_task(cfg, lambda info: resized(info, data_info))
+    return {"params": count_params(task), **result}
+
+
+def resized(info: Mapping[str, Any], sizes: Mapping[str, Any]) -> dict[str, Any]:
+    """`sizes` over `info`; a new `num_classes` also resizes the class-name list that some tasks
+    count their classes from (the stand-in's names first, placeholders after)."""
+    out = {**info, **sizes}
+    names = info.get("class_names")
+    if "num_classes" in sizes and isinstance(names, list) and len(names) == info.get("num_classes"):
+        n = int(sizes["num_classes"])
+        out["class_names"] = [*names, *(f"class_{i}" for i in range(len(names), n))][:n]
+    return out
 
 
 def measure_all(
@@ -163,6 +180,8 @@ def unmeasurable(recipe: Recipe | None) -> str | None:
     """Why a recipe's own network cannot be measured from its tiny variant (None: it can)."""
     if recipe is None:
         return None
+    if not recipe.tiny:
+        return "no zoo.tiny variant yet: nothing to build it from offline"
     if any(o.startswith("model=") for o in recipe.tiny):
         return "the tiny variant swaps the model (the recipe's needs its pretrained checkpoint)"
     if swaps_data(recipe) and not recipe.data_info and not recipe.measure:
