@@ -88,7 +88,7 @@ class VideoMetrics(Metric):
 
     def compute(self) -> Scores:
         num_classes = len(self.class_names)
-        if not self.scores:
+        if isinstance(self.scores, list) and not self.scores:  # after a DDP sync the states are tensors
             empty = {
                 "acc_top1": 0.0,
                 "acc_top5": 0.0,
