@@ -278,12 +278,12 @@ class ActionRecognitionTask(EvaluatingTask):
         if last is None:
             return
         folder = Path(self.trainer.default_root_dir)
-        when = f"epoch {self.current_epoch}" if stage == "val" else "test"
+        when = f"val videos, epoch {self.current_epoch}" if stage == "val" else "test videos"
         save_confusion_png(
             last["confusion"],
             self.class_names,
             folder / f"confusion_matrix_{stage}.png",
-            f"{stage} videos, {when}: top-1 {100 * last['metrics']['video_acc_top1']:.1f}%",
+            f"{when}: top-1 {100 * last['metrics']['video_acc_top1']:.1f}%",
         )
         if stage == "test":
             path = folder / "scores_test.json"
