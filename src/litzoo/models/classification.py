@@ -27,9 +27,16 @@ def create_classifier(
     pretrained: str | bool | None = None,
     allow_download: bool = False,
     fixed_input_size: bool = False,
+    lr_scale: float = 1.0,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build timm model `arch` for the data at hand; see the module docstring for `pretrained`."""
+    """Build timm model `arch` for the data at hand; see the module docstring for `pretrained`.
+
+    `lr_scale` is the model config's factor on the optimizer's rate, read by the classification task;
+    it is accepted here so that the config entry builds as it stands (a benchmark, an export).
+    Other keyword arguments go to timm (`drop_rate`, `bn_momentum`, ...).
+    """
+    del lr_scale  # the optimizer's business, not the network's
     import timm
 
     if not timm.is_model(arch):
@@ -79,3 +86,27 @@ def _cached_timm_weights(arch: str) -> Path:
         if candidate.is_file():
             return candidate
     raise not_cached_error(arch)
+
+
+def split_lr_scale(model: Any, optim: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model entry without `lr_scale`, and the optimizer config with `lr` multiplied by it.
+
+    `lr_scale` (default 1) is the model config's own factor on whatever `optim.lr` the run uses,
+    so `optim.lr` sweeps and `lr_scaling` keep working; it is not an argument of the model factory.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    def plain(cfg: Any) -> dict[str, Any]:
+        return dict(OmegaConf.to_container(cfg, resolve=True)) if isinstance(cfg, DictConfig) else dict(cfg)
+
+    net_cfg, run_optim = plain(model), plain(optim)
+    scale = net_cfg.pop("lr_scale", None)
+    if scale is not None and float(scale) != 1.0:
+        if float(scale) <= 0 or "lr" not in run_optim:
+            raise ConfigError(
+                f"model.lr_scale={scale!r} must be a positive factor on optim.lr (this optimizer config "
+                f"{'has no lr' if 'lr' not in run_optim else 'has lr ' + str(run_optim['lr'])}). "
+                "Set model.lr_scale=1 to use optim.lr as given."
+            )
+        run_optim["lr"] = float(run_optim["lr"]) * float(scale)
+    return net_cfg, run_optim

@@ -14,6 +14,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from litzoo.models.classification import split_lr_scale
 from litzoo.platform.registry import build
 from litzoo.tasks.base import ExportSpec, NormalizedInput, TaskModule
 
@@ -44,11 +45,16 @@ class ClassificationTask(TaskModule):
         no_decay_norm_bias: bool = True,
         ema_decay: float | None = None,
     ) -> None:
-        super().__init__(optim, sched, no_decay_norm_bias, ema_decay)
+        # The model config may ask for a fraction of the configured learning rate (`lr_scale`):
+        # depthwise/squeeze-excite nets such as MobileNetV3 and EfficientNet do not train at the
+        # ResNet rate (SGD 0.1 at batch 64). New names keep the saved hyper-parameters as given,
+        # so a checkpoint rebuilds with the same scaling rather than a twice-scaled rate.
+        net_cfg, run_optim = split_lr_scale(model, optim)
+        super().__init__(run_optim, sched, no_decay_norm_bias, ema_decay)
         self.save_hyperparameters()
         self.num_classes = int(data_info["num_classes"])
         self.net = build(
-            model,
+            net_cfg,
             num_classes=self.num_classes,
             in_chans=int(data_info["in_chans"]),
             image_size=int(data_info["image_size"]),
