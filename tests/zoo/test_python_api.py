@@ -146,3 +146,28 @@ def test_get_model_refuses_unknown_names_and_misfits():
         litzoo.get_model("resnet19")
     with pytest.raises(ConfigError, match="serves classification, not task=detection"):
         litzoo.get_model("resnet18", task="detection")
+
+
+@pytest.mark.slow
+def test_get_model_of_a_run_dir_is_its_trained_network(tmp_path):
+    """A real run (train.py, the trec/textcnn tiny variant): get_model(run_dir) holds the weights of
+    litzoo.load(run_dir) and predicts what the task predicts."""
+    import torch
+    from conftest import run_cli
+
+    from litzoo.zoo.recipes import read_recipe, recipe_files
+
+    run_dir = tmp_path / "run"
+    recipe = read_recipe("trec/textcnn", recipe_files([ROOT / "conf"]))
+    overrides = [f"experiment={recipe.name}", *recipe.tiny, "debug=limit", "trainer.max_epochs=1"]
+    done = run_cli([*overrides, "callbacks.progress_bar=null", f"hydra.run.dir={run_dir}"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    net = litzoo.get_model(run_dir)
+    task = litzoo.load(run_dir)
+    assert not net.training
+    for (name, mine), (_, theirs) in zip(
+        net.state_dict().items(), task.net.state_dict().items(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name
+    with pytest.raises(ConfigError, match="leave out num_classes"):
+        litzoo.get_model(run_dir, num_classes=3)

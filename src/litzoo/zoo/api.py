@@ -11,11 +11,10 @@ CLASS_KEYS = ("num_classes", "num_labels")
 
 
 def is_run_dir(path: Any) -> bool:
-    """A litzoo run directory: it has run.json and the resolved config."""
+    """A litzoo run directory: it has run.json (what else it needs, `TaskModule.from_run_dir` checks)."""
     if not isinstance(path, str | Path):
         return False
-    folder = Path(path).expanduser()
-    return (folder / "run.json").is_file() and (folder / ".hydra" / "config.yaml").is_file()
+    return (Path(path).expanduser() / "run.json").is_file()
 
 
 def get_model(
