@@ -76,7 +76,7 @@ def hand_counted_flops(net, images) -> int:
     return total
 
 
-def test_gflops_are_what_the_network_computes():
+def test_gflops_are_what_the_network_computes(monkeypatch, tmp_path):
     """resnet18 on the digits (1 x 32 x 32): the FLOPs the zoo counts (FlopCounterMode over one validation
     sample) equal, to the FLOP, an independent count of its convolution and linear layers; params equal timm's."""
     import timm
@@ -84,6 +84,7 @@ def test_gflops_are_what_the_network_computes():
 
     from litzoo.zoo.measure import build_task, compose, count_flops, model_overrides
 
+    monkeypatch.chdir(tmp_path)  # evaluation writes beside a run: here, not in the checkout
     task, datamodule = build_task(compose(model_overrides("resnet18", MODELS["resnet18"])))
     counted = count_flops(task, datamodule)
     net = timm.create_model("resnet18", num_classes=10, in_chans=1)

@@ -64,7 +64,7 @@ def _from_registry(
     from litzoo.platform.configs import CONFIG_DIR
     from litzoo.platform.registry import group_entries
     from litzoo.platform.validate import validate
-    from litzoo.zoo.measure import build_task, compose
+    from litzoo.zoo.measure import build_task, compose, scratch_dir
 
     entries = group_entries("model", [CONFIG_DIR])
     if name not in entries:
@@ -100,7 +100,8 @@ def _from_registry(
             )
         return found
 
-    module, _ = build_task(cfg, classes)
+    with scratch_dir():  # nothing the datamodule writes beside a run lands in the caller's directory
+        module, _ = build_task(cfg, classes)
     return module.net.eval()
 
 

@@ -14,10 +14,12 @@ writes the numbers to `stats.json` beside this file, and a test rebuilds entries
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +125,23 @@ def measure(
     Params come from the network built for `data_info` (the recipe's dataset sizes); FLOPs from the
     one built for the stand-in data it evaluates on, whose labels the metrics understand (only the
     class-count-sized output layer differs, a negligible share of the FLOPs)."""
-    cfg = compose(overrides)
-    task, datamodule = build_task(cfg)
-    result: dict[str, Any] = {}
-    if flops:
-        result["gflops"] = round(count_flops(task, datamodule) / 1e9, 3)
-    if data_info:
-        task, _ = build_task(cfg, lambda info: resized(info, data_info))
-    return {"params": count_params(task), **result}
+    with scratch_dir():
+        cfg = compose(overrides)
+        task, datamodule = build_task(cfg)
+        result: dict[str, Any] = {}
+        if flops:
+            result["gflops"] = round(count_flops(task, datamodule) / 1e9, 3)
+        if data_info:
+            task, _ = build_task(cfg, lambda info: resized(info, data_info))
+        return {"params": count_params(task), **result}
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """Work in a temporary directory: what datamodules and evaluation write beside a run
+    (vocab.json, predictions, plots) must not land in the caller's working directory."""
+    with tempfile.TemporaryDirectory(prefix="litzoo-zoo-") as folder, contextlib.chdir(folder):
+        yield Path(folder)
 
 
 def resized(info: Mapping[str, Any], sizes: Mapping[str, Any]) -> dict[str, Any]:
