@@ -216,7 +216,15 @@ def test_word_starts_point_at_each_words_first_subword(tiny_bert_parser_checkpoi
 
 def test_the_ptb_recipe_composes_with_its_published_number_and_the_papers_settings():
     cfg = compose(["experiment=ptb/biaffine", "data.train_file=t", "data.val_file=d", "model.embeddings=g"])
-    assert cfg.reference.value == 0.9408 and cfg.reference.metric == "test/las"
+    assert cfg.zoo.reference.value == 0.9408 and cfg.zoo.reference.metric == "test/las"
+    # Batches of about 5000 words: the token-budget sampler replaces the family's bucket sampler whole
+    # (none of FixedBucketSampler's arguments, which TokenBudgetSampler refuses, are left over).
+    assert OmegaConf.to_container(cfg.data.sampler) == {
+        "_target_": "litzoo.data.samplers.TokenBudgetSampler",
+        "_partial_": True,
+        "max_tokens": 5000,
+        "max_sentences": None,
+    }
     assert (cfg.model.name, cfg.model.lstm_layers, cfg.model.lstm_hidden, cfg.model.decoder) == (
         "biaffine",
         3,
