@@ -84,21 +84,25 @@ def compact_config_lines(
     cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[str], run_dir: Path
 ) -> list[str]:
     """A few lines that say what runs: task/model/data, the other options picked, the overrides."""
+    from rich.markup import escape
+
     picked = {str(k): v for k, v in choices.items() if v is not None and not str(k).startswith("hydra")}
     headline = " / ".join(
         str(cfg[g].get("name", picked.get(g, "?"))) for g in ("task", "model", "data") if g in cfg
     )
-    lines = [f"[bold]{headline}[/bold]  seed={cfg.get('seed')}"]
+    # Everything but the headline's bold is the user's text: escaped, so `model.features=[upos]`
+    # is printed as typed instead of read as rich markup (and dropped).
+    lines = [f"[bold]{escape(headline)}[/bold]  seed={cfg.get('seed')}"]
     others = [
         f"{k}={v}" for k, v in sorted(picked.items(), key=_group_rank) if k not in ("task", "model", "data")
     ]
     if others:
-        lines.append("  options:   " + " ".join(others))
+        lines.append("  options:   " + escape(" ".join(others)))
     shown = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "resume="))]
     if shown:
-        lines.append("  overrides: " + " ".join(shown))
+        lines.append("  overrides: " + escape(" ".join(shown)))
     lines.append(
-        f"  run dir:   {run_dir}  (full config: .hydra/config.yaml, train.log; "
+        f"  run dir:   {escape(str(run_dir))}  (full config: .hydra/config.yaml, train.log; "
         "extras.print_config=full prints it here)"
     )
     return lines
@@ -131,6 +135,7 @@ def print_config_tree(cfg: DictConfig) -> None:
 def print_results(title: str, metrics: Mapping[str, float], details: Mapping[str, Any]) -> None:
     """Print the final metrics and where to find the run."""
     from rich import get_console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_style="bold", show_lines=False)
@@ -142,7 +147,7 @@ def print_results(title: str, metrics: Mapping[str, float], details: Mapping[str
     console.print(table)
     for name, value in details.items():
         if value is not None:
-            console.print(f"[bold]{name}:[/bold] {value}", soft_wrap=True)
+            console.print(f"[bold]{name}:[/bold] {escape(str(value))}", soft_wrap=True)
 
 
 def human_bytes(size: int) -> str:
