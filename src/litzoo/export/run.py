@@ -144,11 +144,15 @@ def export_run(run_dir: Path, options: ExportOptions, log: Callable[[str], None]
         example = max(calls[: len(calls) - (spec.edge_cases is not None)] or calls, key=batch_size_of)
         path, how = formats.write(options.fmt, spec, example, out, options.onnx_exporter)
     except Exception as error:  # the exporters raise anything; the message is what the user needs
+        import re
+
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
+        other = {"torchscript": "dynamo", "dynamo": "torchscript"}[options.onnx_exporter]
         raise ConfigError(
             f"torch could not export task {name} to {options.fmt}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}. Try another --format"
-            + (" or --onnx-exporter dynamo" if options.fmt == "onnx" else "")
-            + "."
+            f"{first[0] if first else ''} Try another --format"
+            + (f" or --onnx-exporter {other}" if options.fmt == "onnx" else "")
+            + f" (task {name} exports to: {', '.join(spec.formats)})."
         ) from error
     export_seconds = time.perf_counter() - started
     runner = formats.load_runner(options.fmt, path, spec.input_names)
