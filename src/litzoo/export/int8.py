@@ -14,7 +14,9 @@ the run's test split (``--accuracy-samples`` to cap it).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,11 +60,15 @@ def quantize(method: str, fp32: Path, target: Path, reader: CallsReader | None) 
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    fp32, target = fp32.resolve(), target.resolve()
     prepared = target.with_name("model.prep.onnx")
-    try:
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
-    except Exception:  # symbolic shape inference gives up on some graphs; ONNX's own still runs
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    # Symbolic shape inference leaves its temporary files (sym_shape_infer_temp.onnx, <uuid>.data) in the
+    # working directory when it gives up: run it in a scratch folder beside the export, removed after.
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch, contextlib.chdir(scratch):
+        try:
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
+        except Exception:  # symbolic shape inference gives up on some graphs; ONNX's own still runs
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     try:
         if method == "dynamic":
             quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
