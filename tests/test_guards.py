@@ -84,3 +84,13 @@ def test_random_states_survive_a_weights_only_checkpoint_exactly():
     buffer.seek(0)
     restore_rng_state(torch.load(buffer, weights_only=True))
     assert draws() == expected
+
+
+def test_the_fast_nonfinite_check_agrees_with_the_element_wise_one():
+    """One sum per gradient clears a healthy step; a sum that overflows falls back to the exact check."""
+    from litzoo.platform.guards import _any_nonfinite
+
+    assert not _any_nonfinite([torch.full((10,), 3e38)])  # finite, though its sum overflows to inf
+    assert _any_nonfinite([torch.ones(3), torch.tensor([1.0, float("nan")])])
+    assert _any_nonfinite([torch.tensor([float("-inf")])])
+    assert not _any_nonfinite([])
