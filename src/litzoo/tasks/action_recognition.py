@@ -39,6 +39,7 @@ from litzoo.tasks.base import EvaluatingTask, Scores, split_model_config
 log = logging.getLogger("litzoo")
 
 TASK = "action_recognition"
+TARGETS = "video_clips"  # what the datamodule must say it loads (info()["targets"])
 AVERAGES = ("prob", "logits")
 
 
@@ -202,10 +203,11 @@ class ActionRecognitionTask(EvaluatingTask):
     ) -> None:
         super().__init__(optim, sched, no_decay_norm_bias, ema_decay, save_scores, max_grad_norm)
         self.save_hyperparameters()
-        if data_info.get("task") != TASK:
+        if data_info.get("targets") != TARGETS:
             raise ConfigError(
-                f"task={TASK} needs video clips, but the datamodule loads data.task={data_info.get('task')}. Use a "
-                "video dataset (data=moving_shapes, video_list, kinetics, ucf101, hmdb51)."
+                f"task={TASK} needs video clips (data targets {TARGETS}), but the datamodule loads "
+                f"{data_info.get('targets', 'other targets')}. Use a video dataset (data=moving_shapes, "
+                "video_list, kinetics, ucf101, hmdb51)."
             )
         if average_clips not in AVERAGES:
             raise ConfigError(f"task.average_clips={average_clips!r}: use one of {', '.join(AVERAGES)}.")

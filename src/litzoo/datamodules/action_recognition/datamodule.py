@@ -40,7 +40,8 @@ from litzoo.errors import ConfigError, DataError
 
 log = logging.getLogger("litzoo")
 
-TASK = "action_recognition"
+# What this family's batches hold (``info()["targets"]``; the action-recognition task checks it).
+TARGETS = "video_clips"
 KINETICS_MEAN = (0.432, 0.394, 0.376)  # torchvision's video models (Kinetics statistics)
 KINETICS_STD = (0.228, 0.221, 0.217)
 VERIFY = ("files", "none")
@@ -134,7 +135,6 @@ class VideoDataModule(BaseDataModule):
     generate their files (:meth:`prepare`).
 
     Args:
-        task: must be ``action_recognition`` (the config interpolates the task's name).
         batch_size: clips per training batch per device (``eval_batch_size``: clips per eval batch,
             each with its crops).
         clip_len, frame_stride, sampling, out_of_bound: the clip (:mod:`.sampling`): ``dense`` clips
@@ -155,7 +155,6 @@ class VideoDataModule(BaseDataModule):
 
     def __init__(
         self,
-        task: str = TASK,
         batch_size: int = 8,
         num_workers: int | str = 0,
         clip_len: int = 8,
@@ -182,11 +181,6 @@ class VideoDataModule(BaseDataModule):
         **loader_args: Any,
     ) -> None:
         super().__init__(batch_size, num_workers, **loader_args)
-        if task != TASK:
-            raise ConfigError(
-                f"data.task={task!r}: video datasets serve task={TASK}. Drop the data.task override (it follows "
-                "the task)."
-            )
         for key, value in (
             ("val_clips", val_clips),
             ("val_crops", val_crops),
@@ -202,7 +196,6 @@ class VideoDataModule(BaseDataModule):
         if verify not in VERIFY:
             raise ConfigError(f"data.verify={verify!r} is not known; use one of {', '.join(VERIFY)}.")
         check_decoder(decoder)
-        self.task = task
         self.sampling = ClipSampling(sampling, clip_len, frame_stride, out_of_bound)
         self.crop_size = [int(crop_size)] * 2 if isinstance(crop_size, int) else [int(v) for v in crop_size]
         self.train_short_side = (
@@ -307,7 +300,7 @@ class VideoDataModule(BaseDataModule):
     def info(self) -> dict[str, Any]:
         names = self.class_names()
         return {
-            "task": self.task,
+            "targets": TARGETS,  # what the batches hold; the task checks it (no task names in data)
             "num_classes": len(names),
             "class_names": names,
             "num_val_videos": len(self.videos("val")),
