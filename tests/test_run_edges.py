@@ -90,3 +90,11 @@ def test_a_checkpoint_of_another_network_outside_a_run_directory_is_refused_brie
         "(task=classification model=resnet18 data=digits): "
     )
     assert "40 unexpected" in record["error"] and len(record["error"]) < 700
+
+
+def test_paths_output_dir_pointing_away_from_the_run_directory_is_refused(tmp_path):
+    """paths.output_dir=X used to put checkpoints and metrics in X and run.json in Hydra's directory."""
+    code, record = run_in_process([f"paths.output_dir={tmp_path / 'elsewhere'}"], tmp_path / "run")
+    assert code == 2 and record["status"] == "failed"
+    assert "Choose the run directory with hydra.run.dir=<dir>" in record["error"]
+    assert not (tmp_path / "elsewhere").exists()

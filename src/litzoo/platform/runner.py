@@ -96,6 +96,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     try:
         _note_nothing_to_resume()
         validate(cfg, ctx.config_dirs, trust.SESSION)
+        _check_output_dir(cfg, ctx.run_dir)
         console.print_config_mode(cfg)  # a bad extras.print_config fails here, before anything runs
         previous = read_record(ctx.run_dir)
         resuming = _resumes(cfg, previous)
@@ -130,6 +131,20 @@ def run(cfg: DictConfig, ctx: RunContext) -> float | None:
     if record.enabled:
         _finish_outputs(cfg, ctx, result, record)
     return result.objective
+
+
+def _check_output_dir(cfg: DictConfig, run_dir: Path) -> None:
+    """`paths.output_dir` names the run directory Hydra made; pointed elsewhere, the checkpoints and
+    metrics would go there and run.json here, one run split over two folders."""
+    chosen = cfg.paths.get("output_dir")
+    if chosen is not None and Path(str(chosen)).expanduser().resolve() != run_dir.resolve():
+        from litzoo.errors import ConfigError
+
+        raise ConfigError(
+            f"paths.output_dir={chosen} differs from this run's directory {run_dir}: paths.output_dir only "
+            "names the directory Hydra makes. Choose the run directory with hydra.run.dir=<dir> "
+            "(hydra.sweep.dir=<dir> for -m sweeps), or paths.log_dir=<dir> for the root of all runs."
+        )
 
 
 def _note_nothing_to_resume() -> None:
