@@ -60,6 +60,14 @@ def make_decoder(decoder: str = "pyav", seek: bool = True) -> VideoReader:
     if decoder == "pyav":
         return PyAVDecoder(seek=seek)
     if decoder == "torchcodec":
+        try:  # torchcodec loads the system's FFmpeg libraries on import, not when it is installed
+            import torchcodec.decoders  # noqa: F401
+        except (ImportError, OSError, RuntimeError) as error:
+            raise ConfigError(
+                f"data.decoder=torchcodec: torchcodec is installed but does not load ({str(error)[:200]}). "
+                "It needs FFmpeg's shared libraries (versions 4-7, e.g. apt-get install ffmpeg) and a "
+                "release built for this torch; or use data.decoder=pyav (FFmpeg ships in PyAV's wheel)."
+            ) from None
         return TorchCodecDecoder()
     return DecordDecoder()
 
@@ -198,6 +206,12 @@ class DecordDecoder(VideoReader):
             indices = np.asarray(pick(num_frames), dtype=np.int64)
             batch = reader.get_batch(indices.tolist()).asnumpy()
         except (RuntimeError, decord.DECORDError) as error:  # type: ignore[attr-defined]
+            if "DECORDArrayCopyFromTo" in str(error):  # decord, not the file: dmlc/decord#336
+                raise DataError(
+                    f"decord decodes {path} but cannot copy its frames out (a known decord bug for some "
+                    "frame sizes, e.g. 48 or 72 px wide: dmlc/decord#336). Use data.decoder=pyav or "
+                    "data.decoder=torchcodec for these videos."
+                ) from None
             raise _undecodable(path, f"decord: {error}") from None
         return batch, indices
 
