@@ -187,3 +187,21 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(shapes_root,
     result = run_cli([f"resume={run_dir}"], env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(run_dir, reference)
+
+
+def test_the_embedded_default_learns_motion(tmp_path):
+    """`python train.py task=action_recognition` as shipped (360 generated videos, 12 epochs, about a minute on
+    two quiet cores): measured 1.000 val / 0.972 test video top-1, chance 1/6; TSN (frame averaging) stays at
+    chance on the same videos (0.125 test), so what the default learns is the motion."""
+    result = run_cli(
+        [
+            "task=action_recognition",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        env=ENV,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_json(tmp_path / "run" / "run.json")["metrics"]
+    assert metrics["test/video_acc_top1"] >= 0.85, metrics
