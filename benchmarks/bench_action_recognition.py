@@ -57,7 +57,7 @@ class InMemoryDataModule(BaseDataModule):
 
     def info(self) -> dict:
         return {
-            "task": "action_recognition",
+            "targets": "video_clips",
             "num_classes": len(MOTION_CLASSES),
             "class_names": list(MOTION_CLASSES),
             "views": {"val": [1, 1], "test": [1, 1]},
