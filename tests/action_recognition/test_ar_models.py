@@ -72,6 +72,45 @@ def test_i3d_inflates_local_2d_imagenet_weights(tmp_path):
     assert i3d.fc.out_features == 5
 
 
+def mmaction_checkpoint(net: torch.nn.Module) -> dict:
+    """`net`'s tensors as MMAction2 saves an I3D ResNet3d-18 (mmaction/models/backbones/resnet3d.py: every
+    conv + norm is a ConvModule `<name>.conv` / `<name>.bn` under `backbone.`, the head `cls_head.fc_cls`),
+    in its checkpoint layout ({"meta", "state_dict"})."""
+    own = net.state_dict()
+    state = {f"cls_head.fc_cls.{p}": own[f"fc.{p}"] for p in ("weight", "bias")}
+    norm = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    state["backbone.conv1.conv.weight"] = own["conv1.weight"]
+    state.update({f"backbone.conv1.bn.{p}": own[f"bn1.{p}"] for p in norm})
+    for layer in range(1, 5):
+        for block in range(2):
+            ours, theirs = f"layer{layer}.{block}", f"backbone.layer{layer}.{block}"
+            for conv in (1, 2):
+                state[f"{theirs}.conv{conv}.conv.weight"] = own[f"{ours}.conv{conv}.weight"]
+                state.update({f"{theirs}.conv{conv}.bn.{p}": own[f"{ours}.bn{conv}.{p}"] for p in norm})
+            if f"{ours}.downsample.0.weight" in own:
+                state[f"{theirs}.downsample.conv.weight"] = own[f"{ours}.downsample.0.weight"]
+                state.update({f"{theirs}.downsample.bn.{p}": own[f"{ours}.downsample.1.{p}"] for p in norm})
+    assert len(state) == len(own)
+    return {"meta": {"mmaction2_version": "1.2.0"}, "state_dict": state}
+
+
+def test_i3d_fine_tunes_from_an_mmaction2_checkpoint(tmp_path):
+    torch.manual_seed(2)
+    trained = build_i3d(6, arch="resnet18", inflate=None, dropout=0.0).eval()
+    for module in trained.modules():  # non-default statistics, so a norm left unloaded shows
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    torch.save(mmaction_checkpoint(trained), tmp_path / "i3d_mmaction.pth")
+    torch.manual_seed(3)
+    loaded = build_i3d(
+        6, arch="resnet18", inflate=None, dropout=0.0, weights_path=str(tmp_path / "i3d_mmaction.pth")
+    ).eval()
+    clip = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(clip), trained(clip), rtol=0, atol=0)
+
+
 def test_an_inflation_pattern_that_does_not_fit_the_backbone_is_refused():
     with pytest.raises(ConfigError, match="model.inflate stage 1 has 3 marks for 2 blocks"):
         build_i3d(4, arch="resnet18", inflate=[[1, 1, 1], 1, 1, 1])

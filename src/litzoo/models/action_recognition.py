@@ -19,8 +19,9 @@ Every network maps an ``N x 3 x T x H x W`` clip batch to ``N x K`` class logits
 - :func:`build_tsn`: Temporal Segment Networks (Wang et al. 2016): any timm classifier on each
   frame/segment, logits averaged ("average consensus").
 
-``weights_path`` is a local file of the whole network's weights (a torchvision Kinetics-400 file,
-or the ``state_dict`` of a litzoo checkpoint): fine-tuning from Kinetics. Tensors whose shapes differ
+``weights_path`` is a local file of the whole network's weights (a torchvision Kinetics-400 file, an
+MMAction2 I3D checkpoint, whose names are converted, or the ``state_dict`` of a litzoo checkpoint):
+fine-tuning from Kinetics. Tensors whose shapes differ
 (the classifier for another number of classes) keep their fresh initialisation. Nothing downloads.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,7 +56,37 @@ def load_whole_network(net: nn.Module, weights_path: str | os.PathLike | None, w
     for prefix in ("net.", "module."):
         if any(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
+    if any(k.startswith("backbone.") for k in state) and any(k.startswith("cls_head.") for k in state):
+        state = from_mmaction_names(state)
     load_matching(net, state, what)
+
+
+# MMAction2's ResNet3d wraps each convolution and its batch norm in a ConvModule (``<name>.conv``,
+# ``<name>.bn``) under ``backbone.``, and names the classifier ``cls_head.fc_cls``; timm names them
+# ``conv<k>`` / ``bn<k>``, ``downsample.0`` / ``downsample.1`` and ``fc``.
+_MMACTION_RENAMES = (
+    (re.compile(r"^conv1\.conv\."), "conv1."),
+    (re.compile(r"^conv1\.bn\."), "bn1."),
+    (re.compile(r"^(layer\d+\.\d+)\.conv(\d)\.conv\."), r"\1.conv\2."),
+    (re.compile(r"^(layer\d+\.\d+)\.conv(\d)\.bn\."), r"\1.bn\2."),
+    (re.compile(r"^(layer\d+\.\d+)\.downsample\.conv\."), r"\1.downsample.0."),
+    (re.compile(r"^(layer\d+\.\d+)\.downsample\.bn\."), r"\1.downsample.1."),
+)
+
+
+def from_mmaction_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An MMAction2 I3D / ResNet3d checkpoint's tensors under the inflated timm ResNet's names (Kinetics
+    weights for fine-tuning: ``model.weights_path=i3d_r50_..._kinetics400-rgb.pth``); other keys unchanged."""
+    renamed = {}
+    for key, value in state.items():
+        if key.startswith("cls_head.fc_cls."):
+            key = "fc." + key[len("cls_head.fc_cls.") :]
+        elif key.startswith("backbone."):
+            key = key[len("backbone.") :]
+            for pattern, replacement in _MMACTION_RENAMES:
+                key = pattern.sub(replacement, key)
+        renamed[key] = value
+    return renamed
 
 
 # --------------------------------------------------------------------------- inflation
