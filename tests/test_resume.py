@@ -60,6 +60,21 @@ def wait_for_step(
         time.sleep(0.02)
 
 
+def kill_9_and_resume(
+    args: list[str], run_dir: Path, step: int, pause: float = 0.0, timeout: float = 300
+) -> None:
+    """Start `train.py args` in `run_dir`, SIGKILL it `pause` s after a rolling checkpoint of `step` exists
+    (no handler runs, nothing is flushed), check the run was left `running`, and resume it to the end."""
+    process = start([*args, f"hydra.run.dir={run_dir}"])
+    wait_for_step(run_dir, step, process, timeout=timeout)
+    time.sleep(pause)
+    process.kill()
+    process.wait()
+    assert read_json(run_dir / "run.json")["status"] == "running"
+    result = run_cli([f"resume={run_dir}"], env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def rows(run_dir: Path) -> list[tuple]:
     with open(run_dir / "metrics.csv") as f:
         return [tuple(sorted((k, v) for k, v in r.items() if v != "")) for r in csv.DictReader(f)]
@@ -86,15 +101,7 @@ def assert_same_run(resumed: Path, reference: Path) -> None:
 def test_kill_9_at_a_random_step_then_resume_matches_the_uninterrupted_run(trial, reference, tmp_path):
     rng = random.Random(trial)
     run_dir = tmp_path / "run"
-    process = start([*ARGS, f"hydra.run.dir={run_dir}"])
-    wait_for_step(run_dir, rng.choice([2, 6, 12]), process)
-    time.sleep(rng.uniform(0.0, 0.4))
-    process.kill()  # SIGKILL: no handler runs, nothing is flushed
-    process.wait()
-    assert read_json(run_dir / "run.json")["status"] == "running"
-
-    result = run_cli([f"resume={run_dir}"], env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
+    kill_9_and_resume(ARGS, run_dir, rng.choice([2, 6, 12]), pause=rng.uniform(0.0, 0.4))
     assert_same_run(run_dir, reference)
     resumes = read_json(run_dir / "run.json")["resumes"]
     assert len(resumes) == 1 and resumes[0]["previous_status"] == "running" and resumes[0]["checkpoint"]

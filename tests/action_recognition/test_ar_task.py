@@ -6,14 +6,13 @@ kill -9 + resume identical to the run left alone."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import FAST_RUN, compose, read_json, run_cli, run_in_process
 from omegaconf import OmegaConf
-from test_resume import ENV, assert_same_run, start, wait_for_step
+from test_resume import ENV, assert_same_run, kill_9_and_resume
 
 from .conftest import shapes_overrides
 
@@ -178,14 +177,7 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(shapes_root,
     result = run_cli([*args, f"hydra.run.dir={reference}"], env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "run"
-    process = start([*args, f"hydra.run.dir={run_dir}"])
-    wait_for_step(run_dir, 4, process)  # mid-epoch 0 (6 steps per epoch)
-    time.sleep(0.2)
-    process.kill()
-    process.wait()
-    assert read_json(run_dir / "run.json")["status"] == "running"
-    result = run_cli([f"resume={run_dir}"], env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
+    kill_9_and_resume(args, run_dir, 4, pause=0.2)  # mid-epoch 0 (6 steps per epoch)
     assert_same_run(run_dir, reference)
 
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_json, run_cli
+from conftest import read_json, run_cli
+from test_resume import ENV, assert_same_run, kill_9_and_resume
 
 from .conftest import FAST, TINY_PARSER, treebank_overrides
 
 pytestmark = pytest.mark.slow
-ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def base(root: Path) -> list[str]:
@@ -44,15 +39,6 @@ def test_two_cpu_ranks_score_the_whole_split_like_one_process(trained, treebank_
     assert (ddp / "parsed_test.conllu").read_bytes() == (single / "parsed_test.conllu").read_bytes()
 
 
-def newest_step(checkpoints: Path) -> int:
-    steps = [int(p.stem[4:]) for p in checkpoints.glob("step*.ckpt") if p.stem[4:].isdigit()]
-    return max(steps, default=-1)
-
-
-def rows(run_dir: Path) -> list[str]:
-    return (run_dir / "metrics.csv").read_text().splitlines()
-
-
 def test_kill_9_then_resume_ends_like_the_uninterrupted_run(treebank_root, tmp_path):
     args = [
         *base(treebank_root),
@@ -63,26 +49,6 @@ def test_kill_9_then_resume_ends_like_the_uninterrupted_run(treebank_root, tmp_p
     reference = tmp_path / "reference"
     assert run_cli([*args, f"hydra.run.dir={reference}"], env=ENV).returncode == 0
     run_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **ENV},
-    )
-    deadline = time.monotonic() + 300
-    while newest_step(run_dir / "checkpoints") < 8:
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    process.kill()
-    process.wait()
-    assert read_json(run_dir / "run.json")["status"] == "running"
-    result = run_cli([f"resume={run_dir}"], env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = read_json(run_dir / "run.json")
-    assert (
-        record["status"] == "completed" and record["metrics"] == read_json(reference / "run.json")["metrics"]
-    )
-    assert Counter(rows(run_dir)) == Counter(rows(reference)) and rows(run_dir) == rows(reference)
+    kill_9_and_resume(args, run_dir, 8, timeout=300)
+    assert_same_run(run_dir, reference)
     assert (run_dir / "parsed_test.conllu").read_bytes() == (reference / "parsed_test.conllu").read_bytes()

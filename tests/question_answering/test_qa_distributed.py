@@ -3,20 +3,15 @@ killed with -9 mid-epoch and resumed ends exactly like the uninterrupted run."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_json, run_cli
+from conftest import read_json, run_cli
+from test_resume import ENV, assert_same_run, kill_9_and_resume
 
 from .conftest import qa_overrides
 
 pytestmark = pytest.mark.slow
-ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def test_two_cpu_ranks_score_the_whole_split_like_one_process(toy_root, tiny_qa_bert, tmp_path):
@@ -34,15 +29,6 @@ def test_two_cpu_ranks_score_the_whole_split_like_one_process(toy_root, tiny_qa_
     assert Path(ddp / "null_odds.json").is_file()
 
 
-def newest_step(checkpoints: Path) -> int:
-    steps = [int(p.stem[4:]) for p in checkpoints.glob("step*.ckpt") if p.stem[4:].isdigit()]
-    return max(steps, default=-1)
-
-
-def rows(run_dir: Path) -> list[str]:
-    return (run_dir / "metrics.csv").read_text().splitlines()
-
-
 def test_kill_9_then_resume_ends_like_the_uninterrupted_run(toy_root, tiny_qa_bert, tmp_path):
     # Three epochs of 4 steps, a step checkpoint every 2: killed after step 6 (mid-epoch 2, after
     # a validation that tuned the null threshold), resumed from the newest step checkpoint.
@@ -55,26 +41,7 @@ def test_kill_9_then_resume_ends_like_the_uninterrupted_run(toy_root, tiny_qa_be
     result = run_cli([*args, f"hydra.run.dir={reference}"], env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **ENV},
-    )
-    deadline = time.monotonic() + 600
-    while newest_step(run_dir / "checkpoints") < 6:
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    process.kill()
-    process.wait()
-    assert read_json(run_dir / "run.json")["status"] == "running"
-    result = run_cli([f"resume={run_dir}"], env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = read_json(run_dir / "run.json")
-    expected = read_json(reference / "run.json")["metrics"]
-    assert record["status"] == "completed" and record["metrics"] == expected
-    assert Counter(rows(run_dir)) == Counter(rows(reference)) and rows(run_dir) == rows(reference)
+    kill_9_and_resume(args, run_dir, 6, timeout=600)
+    assert_same_run(run_dir, reference)
     for name in ("predictions.json", "null_odds.json", "predictions_val.json"):
         assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name

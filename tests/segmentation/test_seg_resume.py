@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_json, run_cli
+from conftest import run_cli
+from test_resume import ENV, assert_same_run, kill_9_and_resume
 
 from .seg_fixtures import scenes_overrides
-
-ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def arguments(scenes_root: Path) -> list[str]:
@@ -33,15 +27,6 @@ def arguments(scenes_root: Path) -> list[str]:
     ]
 
 
-def rows(run_dir: Path) -> list[tuple]:
-    with open(run_dir / "metrics.csv") as file:
-        return [tuple(sorted((k, v) for k, v in r.items() if v != "")) for r in csv.DictReader(file)]
-
-
-def newest_step(checkpoints: Path) -> int:
-    return max((int(p.stem[4:]) for p in checkpoints.glob("step*.ckpt") if p.stem[4:].isdigit()), default=-1)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_after_step", [2, 6])
 def test_kill_9_then_resume_ends_with_the_metrics_and_log_of_the_uninterrupted_run(
@@ -52,25 +37,5 @@ def test_kill_9_then_resume_ends_with_the_metrics_and_log_of_the_uninterrupted_r
     assert result.returncode == 0, result.stderr[-3000:]
 
     run_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *arguments(scenes_root), f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **ENV},
-    )
-    deadline = time.monotonic() + 600
-    while newest_step(run_dir / "checkpoints") < kill_after_step:
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "timed out waiting for a checkpoint"
-        time.sleep(0.02)
-    process.kill()
-    process.wait()
-    assert read_json(run_dir / "run.json")["status"] == "running"
-
-    result = run_cli([f"resume={run_dir}"], env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = read_json(run_dir / "run.json")
-    assert record["status"] == "completed"
-    assert record["metrics"] == read_json(reference / "run.json")["metrics"]  # every digit
-    assert rows(run_dir) == rows(reference)  # each step logged once, with the same values
+    kill_9_and_resume(arguments(scenes_root), run_dir, kill_after_step, timeout=600)
+    assert_same_run(run_dir, reference)  # the metrics to every digit, each step logged once
