@@ -283,9 +283,9 @@ PLATFORM = [
     "callbacks.model_summary=null",
     "trainer.num_sanity_val_steps=0",
 ]
-# The smallest network the tests train: darknet17 at an eighth of its width.
 # The learning test's bounds; measured (CPU, seed 42): last/first epoch loss 0.668 (30.28 -> 20.23), test map_50 0.049.
 LOSS_RATIO, MAP_50 = 0.8, 0.02
+# The smallest network the tests train: darknet17 at an eighth of its width.
 SMALL = ["model.backbone_name=darknet17", "model.width_multiplier=0.125"]
 
 
