@@ -1,5 +1,5 @@
 """Every recipe carries its published number and a tiny CPU variant; every variant composes, validates
-and (slow) runs one optimisation step. A recipe that drifts stops composing its tiny variant."""
+and runs one optimisation step. A recipe that drifts stops composing its tiny variant."""
 
 from __future__ import annotations
 
@@ -11,29 +11,13 @@ from litzoo.platform.validate import validate
 from litzoo.zoo.recipes import Recipe, read_recipe, recipe_files, recipes, reference_problems
 from litzoo.zoo.tiny import ONE_STEP, tiny_command, tiny_overrides
 
-# Families whose recipes their own engineers write; until they add a zoo.tiny list the tests that
-# need one are expected to fail (not strict: they pass as soon as the list is there).
-OTHER_OWNERS = {"kinetics400", "ucf101", "hmdb51", "iwslt15_en_vi", "wmt14_en_de"}
-
-
 # Recipes whose own config does not run yet, found by their tiny variant (strict: fixing one fails the
 # test until it leaves this list). Reported to the family's engineer.
 KNOWN_BROKEN: dict[str, str] = {}  # ptb/biaffine's sampler bug, found here, is fixed by its owner
 
 
-def pending(recipe: Recipe):
-    if recipe.dataset in OTHER_OWNERS and not recipe.tiny:
-        return pytest.param(
-            recipe, marks=pytest.mark.xfail(reason=f"{recipe.name}: zoo.tiny not written yet")
-        )
-    return recipe
-
-
 ALL = recipes([CONFIG_DIR])
-CASES = [pending(r) for r in ALL]
 BY_NAME = {r.name: r for r in ALL}
-# One per kind of pipeline that runs in the default suite (the rest are slow): images, text.
-FAST_STEP = ["digits/resnet18_tricks", "trec/textcnn"]
 # Recipes whose authors publish no number (litzoo's own benchmarks): their reference is an explicit null.
 NO_REFERENCE = {"digits/resnet18_tricks", "fil9/skipgram", "glue/minilm_l6_sentiment"}
 
@@ -46,7 +30,7 @@ def test_the_zoo_sees_every_recipe_file():
     assert [r.name for r in ALL] == files and len(files) >= 30
 
 
-@pytest.mark.parametrize("recipe", CASES, ids=lambda r: r.name)
+@pytest.mark.parametrize("recipe", ALL, ids=lambda r: r.name)
 def test_recipe_metadata_follows_the_convention(recipe: Recipe):
     raw = OmegaConf.load(recipe.path)
     assert "zoo" in raw and "reference" in raw.zoo, (
@@ -59,7 +43,7 @@ def test_recipe_metadata_follows_the_convention(recipe: Recipe):
     assert not any(o.startswith("experiment=") for o in recipe.tiny)
 
 
-@pytest.mark.parametrize("recipe", CASES, ids=lambda r: r.name)
+@pytest.mark.parametrize("recipe", ALL, ids=lambda r: r.name)
 def test_recipe_and_its_tiny_variant_compose_and_validate(recipe: Recipe, tmp_path):
     """(That the recipe itself composes and validates its pairing: tests/test_config.py.)"""
     tiny = compose(tiny_overrides(recipe), run_dir=tmp_path)
@@ -109,19 +93,14 @@ def run_one_step(recipe: Recipe, tmp_path) -> dict:
     return record
 
 
-@pytest.mark.parametrize("name", FAST_STEP)
-def test_tiny_variant_runs_one_step(name, tmp_path):
-    record = run_one_step(BY_NAME[name], tmp_path)
-    assert record["metrics"], "the tiny run tested nothing"
-
-
 def broken(recipe: Recipe):
     if recipe.name in KNOWN_BROKEN:
         return pytest.param(recipe, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[recipe.name]))
-    return pending(recipe)
+    return recipe
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("recipe", [broken(r) for r in ALL if r.name not in FAST_STEP], ids=lambda r: r.name)
+# In the default suite, so CI runs every recipe's tiny variant for one step (39 recipes: 16 min under
+# load 7.5 on the 2 cores, the transformers and Keypoint R-CNN about 80 s each there).
+@pytest.mark.parametrize("recipe", [broken(r) for r in ALL], ids=lambda r: r.name)
 def test_every_tiny_variant_runs_one_step(recipe: Recipe, tmp_path):
     run_one_step(recipe, tmp_path)
