@@ -341,9 +341,11 @@ class DetectionTask(DetectionPredictions, EvaluatingTask):
                 "input": {
                     "name": "image",
                     "layout": "CHW float32 RGB, pixels scaled to [0, 1], any size; one image per call",
-                    "in_graph": "resize (min_size/max_size), normalisation, NMS, score threshold",
+                    "in_graph": "resize (min_size/max_size, or to fixed_size: SSD, YOLOv3), normalisation, "
+                    "NMS, score threshold",
                     "min_size": list(transform.min_size),
                     "max_size": int(transform.max_size),
+                    "fixed_size": list(transform.fixed_size) if transform.fixed_size else None,
                     "mean": [float(v) for v in transform.image_mean],
                     "std": [float(v) for v in transform.image_std],
                 },
