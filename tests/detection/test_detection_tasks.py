@@ -135,7 +135,15 @@ def test_the_model_decides_the_pose_pipeline_and_batch():
     assert (full.data.pose_input, full.data.pose_input_size, full.data.batch_size) == ("full_image", None, 4)
 
 
-DETECTORS = {"faster_rcnn", "faster_rcnn_mobilenet", "faster_rcnn_timm", "faster_rcnn_v2"}
+DETECTORS = {
+    "faster_rcnn",
+    "faster_rcnn_mobilenet",
+    "faster_rcnn_timm",
+    "faster_rcnn_v2",
+    "ssd300_vgg16",
+    "ssdlite320_mobilenet_v3",
+    "yolov3_darknet53",
+}
 
 
 @pytest.mark.parametrize(
