@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from litzoo.report.cli import main
+from litzoo.report.figure import MAX_AREA, MIN_AREA
 
 VOID = {"meta", "br", "img", "hr", "input", "link", "col", "area", "base", "source", "wbr"}
 
@@ -163,7 +164,10 @@ def test_figure_has_one_point_per_run_with_the_benchmark_row(report, run_dirs, b
         assert point["score"] == best_val(Path(point["run_dir"]))
         assert point["samples_per_sec"] == float(eager[0]["samples_per_sec"])
         assert point["peak_mem_mb"] == float(eager[0]["peak_mem_mb"])
-        assert math.isclose(point["area"], 2500.0)  # one model: every bubble is the largest
+        # One model: every bubble is the largest. The in-process benchmark measures its RSS rise, which is 0
+        # when the allocator reuses pages the test process already holds (seen in the full suite): the
+        # smallest bubble then, the figure's rule for an unmeasured memory.
+        assert math.isclose(point["area"], MAX_AREA if point["peak_mem_mb"] else MIN_AREA)
     svg = parse(report / "figure1.svg")
     assert sorted(i for i in svg.ids if i.startswith("point-")) == [f"point-{i}" for i in range(len(points))]
     assert (report / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
