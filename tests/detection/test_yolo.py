@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_in_process
+from conftest import CONFIG_DIR, compose, run_in_process
 
 from litzoo.errors import ConfigError
 from litzoo.models.detection_yolo import (
@@ -22,6 +22,7 @@ from litzoo.models.detection_yolo import (
     build_yolov3,
     decode_level,
 )
+from litzoo.platform.validate import validate
 
 from .test_detection_tasks import FAST, shapes_overrides
 
@@ -273,6 +274,23 @@ def test_pretrained_backbone_is_a_local_timm_file(tmp_path):
 def test_bad_options_are_refused_naming_the_value(options, message):
     with pytest.raises(ConfigError, match=message):
         small_model(**options)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.input_size=100"], "multiples of 32"),
+        (["model.pretrained_backbone=/nowhere/darknet53.pth"], "width_multiplier=1.0"),
+        (
+            ["model.width_multiplier=1.0", "model.pretrained_backbone=/nowhere/darknet53.pth"],
+            "never downloaded",
+        ),
+    ],
+)
+def test_the_model_config_is_checked_during_validation(overrides, message):
+    """The same checks through `check:` in the model config: before torch is imported by a run."""
+    with pytest.raises(ConfigError, match=message):
+        validate(compose(["task=detection", "model=yolov3_darknet53", *overrides]), [CONFIG_DIR])
 
 
 # --------------------------------------------------------------------------- through the platform

@@ -47,6 +47,7 @@ from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image
 
 from litzoo.errors import ConfigError
 from litzoo.models.detection import load_matching, load_state_dict_file
+from litzoo.models.detection_yolo_checks import check_yolov3_arguments
 
 # The paper's nine COCO anchors (width, height) for 416-px inputs, small to large: three per level.
 PAPER_ANCHORS: tuple[tuple[int, int], ...] = (
@@ -63,8 +64,6 @@ PAPER_ANCHORS: tuple[tuple[int, int], ...] = (
 ANCHOR_REFERENCE_SIZE = 416
 STRIDES = (8, 16, 32)
 ANCHORS_PER_LEVEL = 3
-# timm's Darknets, whose features 3, 4, 5 are the stride-8, 16, 32 maps YOLOv3 reads.
-BACKBONES = ("darknet53", "darknet21", "darknet17")
 # The neck's widths at strides 32, 16, 8 (the paper's 512, 256, 128), before width_multiplier.
 NECK_CHANNELS = (512, 256, 128)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -388,7 +387,8 @@ def _scaled(channels: int, width_multiplier: float) -> int:
 def darknet_backbone(
     name: str, width_multiplier: float, pretrained_backbone: str | os.PathLike | None
 ) -> nn.Module:
-    """timm's Darknet as a stride 8/16/32 feature extractor, its widths scaled by ``width_multiplier``."""
+    """timm's Darknet as a stride 8/16/32 feature extractor, its widths scaled by ``width_multiplier``
+    (a pretrained backbone, checked by :func:`check_yolov3_arguments`, is full width)."""
     import timm  # deferred: `import timm` costs seconds, and only building the model needs it
     from timm.models import build_model_with_cfg
     from timm.models.cspnet import CspNet, model_cfgs
@@ -396,19 +396,6 @@ def darknet_backbone(
     features = {"features_only": True, "out_indices": (3, 4, 5)}
     if pretrained_backbone is not None:
         path = os.fspath(pretrained_backbone)
-        if width_multiplier != 1.0:
-            raise ConfigError(
-                f"pretrained_backbone={path} holds a full-width {name}, but width_multiplier={width_multiplier}. "
-                "Set model.width_multiplier=1.0 to start from the pretrained backbone, or leave "
-                "model.pretrained_backbone=null to train the narrower network from scratch."
-            )
-        if not os.path.isfile(path):
-            raise ConfigError(
-                f"pretrained_backbone={path}: no such file. Weights are never downloaded here. Save a timm "
-                f"{name} state dict on a machine with internet (torch.save(timm.create_model('{name}', "
-                "pretrained=True).state_dict(), 'darknet53.pth')), copy it here and give its path; or set "
-                "model.pretrained_backbone=null to train the backbone from scratch."
-            )
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": path}, **features)
     if width_multiplier == 1.0:
         return timm.create_model(name, **features)
@@ -433,22 +420,7 @@ def darknet_backbone(
 def _anchors(anchors: Sequence[Sequence[float]] | None, input_size: int) -> torch.Tensor:
     if anchors is None:
         return torch.tensor(PAPER_ANCHORS, dtype=torch.float32) * (input_size / ANCHOR_REFERENCE_SIZE)
-    table = torch.tensor([list(map(float, a)) for a in anchors], dtype=torch.float32)
-    if table.shape != (3 * ANCHORS_PER_LEVEL, 2) or (table <= 0).any():
-        raise ConfigError(
-            f"anchors must be nine positive [width, height] pairs in input pixels, small to large (three per "
-            f"level, strides 8, 16, 32); got {anchors}. Leave anchors=null for the paper's, scaled to input_size."
-        )
-    return table
-
-
-def _check_sizes(input_size: int, train_sizes: Sequence[int]) -> None:
-    for size in (input_size, *train_sizes):
-        if size <= 0 or size % 32:
-            raise ConfigError(
-                f"YOLOv3 input sizes must be positive multiples of 32 (its coarsest stride); got {size} in "
-                f"input_size={input_size}, train_sizes={list(train_sizes)}."
-            )
+    return torch.tensor([list(map(float, a)) for a in anchors], dtype=torch.float32)
 
 
 def build_yolov3(
@@ -473,14 +445,17 @@ def build_yolov3(
     training draws from per batch (null: ``input_size`` only). ``anchors``: nine ``[w, h]`` in input
     pixels, or null for the paper's COCO anchors scaled by ``input_size / 416``.
     """
-    if backbone_name not in BACKBONES:
-        raise ConfigError(f"Unknown backbone_name '{backbone_name}'; choose one of {', '.join(BACKBONES)}.")
-    if width_multiplier <= 0:
-        raise ConfigError(f"width_multiplier must be positive, got {width_multiplier}.")
+    check_yolov3_arguments(
+        backbone_name,
+        width_multiplier,
+        input_size,
+        train_sizes,
+        anchors,
+        None if pretrained_backbone is None else os.fspath(pretrained_backbone),
+    )
     if num_classes < 2:
         raise ConfigError(f"num_classes counts the background and must be at least 2, got {num_classes}.")
     train_sizes = tuple(int(s) for s in (train_sizes or (input_size,)))
-    _check_sizes(input_size, train_sizes)
     table = _anchors(anchors, input_size)
     backbone = darknet_backbone(backbone_name, width_multiplier, pretrained_backbone)
     neck = [_scaled(c, width_multiplier) for c in NECK_CHANNELS]
